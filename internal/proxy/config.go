@@ -1,0 +1,225 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+)
+
+// Protocol is what the application speaks on a port.
+type Protocol string
+
+// Protocols an application or upstream may speak.
+const (
+	ProtocolHTTP  Protocol = "http"  // HTTP/1.1 (the outbound listener also accepts h2c)
+	ProtocolHTTP2 Protocol = "http2" // HTTP/2 without TLS (h2c prior knowledge)
+	ProtocolGRPC  Protocol = "grpc"  // gRPC, i.e. h2c
+	ProtocolTCP   Protocol = "tcp"   // raw byte stream, policy per connection
+)
+
+func (p Protocol) valid() bool {
+	switch p {
+	case ProtocolHTTP, ProtocolHTTP2, ProtocolGRPC, ProtocolTCP:
+		return true
+	}
+	return false
+}
+
+// Config configures one sidecar. Service, Namespace, TrustDomain, SVID and
+// Bundle are required; so is InboundAddr+AppAddr, or at least one upstream.
+type Config struct {
+	// Service and Namespace name this sidecar's service; with TrustDomain
+	// they give the identities spiffe://<td>/ns/<namespace>/sa/<service>.
+	Service     string
+	Namespace   string
+	TrustDomain spiffeid.TrustDomain
+
+	// SVID and Bundle are read on every handshake (rotation in place).
+	SVID   x509svid.Source
+	Bundle x509bundle.Source
+
+	// InboundAddr is the mTLS listen address ("" for no inbound side).
+	InboundAddr string
+	// AppAddr is the application's plaintext loopback address, AppProtocol
+	// what it speaks, Port the service port policies name (default: the
+	// port of AppAddr).
+	AppAddr     string
+	AppProtocol Protocol
+	Port        int
+
+	// Upstreams get one plaintext loopback listener each.
+	Upstreams []Upstream
+	// HTTPProxyAddr, if set, is a plaintext HTTP proxy port where the app
+	// addresses services by name (http://catalog/...).
+	HTTPProxyAddr string
+
+	Limits   Limits
+	Timeouts Timeouts
+
+	Logger     *slog.Logger          // nil: discard
+	Registerer prometheus.Registerer // nil: a private registry
+	Now        func() time.Time      // nil: time.Now
+}
+
+// Upstream is a service this one calls.
+type Upstream struct {
+	Service   string
+	Namespace string   // default: Config.Namespace
+	Listen    string   // plaintext loopback address for the app, e.g. 127.0.0.1:9001
+	Protocol  Protocol // default: http
+}
+
+// Limits against abuse; zero fields take the defaults in defaults.go.
+type Limits struct {
+	MaxHeaderBytes         int // request header bytes (HTTP/1.1 and HTTP/2)
+	MaxConcurrentStreams   int // HTTP/2 streams per connection
+	MaxConnsPerPeer        int // inbound connections per peer identity
+	MaxResetsPerConnMinute int // client-cancelled HTTP/2 streams per connection and minute (rapid reset)
+}
+
+// Timeouts; zero fields take the defaults in defaults.go.
+type Timeouts struct {
+	Connect        time.Duration // dial of an upstream sidecar or the app
+	Handshake      time.Duration // inbound TLS handshake
+	ReadHeader     time.Duration // request headers (slowloris)
+	ResponseHeader time.Duration // upstream response headers (not for gRPC, Upgrade, TCP)
+	Idle           time.Duration // idle keep-alive connections
+	Drain          time.Duration // in-flight work after Run's ctx is cancelled
+	Eject          time.Duration // how long a failed endpoint is skipped
+}
+
+// Validate reports every problem in c, naming the field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.Service == "" {
+		bad("service", "required")
+	}
+	if c.Namespace == "" {
+		bad("namespace", "required")
+	}
+	if c.TrustDomain.IsZero() {
+		bad("trustDomain", "required")
+	}
+	if c.SVID == nil {
+		bad("svid", "a source is required")
+	}
+	if c.Bundle == nil {
+		bad("bundle", "a source is required")
+	}
+	if c.Service != "" && c.Namespace != "" && !c.TrustDomain.IsZero() {
+		if _, err := c.identity(c.Namespace, c.Service); err != nil {
+			bad("service", "%v", err)
+		}
+	}
+	if c.InboundAddr == "" && len(c.Upstreams) == 0 && c.HTTPProxyAddr == "" {
+		bad("inbound", "no inbound address and no upstreams: nothing to do")
+	}
+	if c.InboundAddr != "" {
+		if c.AppAddr == "" {
+			bad("app", "an inbound listener needs the app address")
+		} else if err := loopbackAddr(c.AppAddr); err != nil {
+			bad("app", "%v", err)
+		}
+		if !c.AppProtocol.valid() {
+			bad("protocol", "%q is not one of http, http2, grpc, tcp", c.AppProtocol)
+		}
+		if c.Port < 0 || c.Port > 65535 {
+			bad("port", "%d out of range", c.Port)
+		}
+	}
+	seen := map[string]bool{}
+	for i, u := range c.Upstreams {
+		f := fmt.Sprintf("upstreams[%d]", i)
+		if u.Service == "" {
+			bad(f+".service", "required")
+		}
+		if seen[u.Service] {
+			bad(f+".service", "%q listed twice", u.Service)
+		}
+		seen[u.Service] = true
+		if u.Listen == "" {
+			bad(f+".listen", "required")
+		} else if err := loopbackAddr(u.Listen); err != nil {
+			bad(f+".listen", "%v", err)
+		}
+		if u.Protocol != "" && !u.Protocol.valid() {
+			bad(f+".protocol", "%q is not one of http, http2, grpc, tcp", u.Protocol)
+		}
+		ns := u.Namespace
+		if ns == "" {
+			ns = c.Namespace
+		}
+		if u.Service != "" && ns != "" && !c.TrustDomain.IsZero() {
+			if _, err := c.identity(ns, u.Service); err != nil {
+				bad(f+".service", "%v", err)
+			}
+		}
+	}
+	if c.HTTPProxyAddr != "" {
+		if err := loopbackAddr(c.HTTPProxyAddr); err != nil {
+			bad("httpProxy", "%v", err)
+		}
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"limits.maxHeaderBytes", c.Limits.MaxHeaderBytes},
+		{"limits.maxConcurrentStreams", c.Limits.MaxConcurrentStreams},
+		{"limits.maxConnsPerPeer", c.Limits.MaxConnsPerPeer},
+		{"limits.maxResetsPerConnMinute", c.Limits.MaxResetsPerConnMinute},
+	} {
+		if v.n < 0 {
+			bad(v.name, "must not be negative")
+		}
+	}
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"timeouts.connect", c.Timeouts.Connect}, {"timeouts.handshake", c.Timeouts.Handshake},
+		{"timeouts.readHeader", c.Timeouts.ReadHeader}, {"timeouts.responseHeader", c.Timeouts.ResponseHeader},
+		{"timeouts.idle", c.Timeouts.Idle}, {"timeouts.drain", c.Timeouts.Drain}, {"timeouts.eject", c.Timeouts.Eject},
+	} {
+		if v.d < 0 {
+			bad(v.name, "must not be negative")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// identity is spiffe://<td>/ns/<ns>/sa/<service>.
+func (c *Config) identity(ns, service string) (spiffeid.ID, error) {
+	return spiffeid.FromSegments(c.TrustDomain, "ns", ns, "sa", service)
+}
+
+// loopbackAddr accepts host:port where host is a loopback IP or localhost:
+// plaintext listeners and the app must never be reachable off the machine.
+func loopbackAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: bad port", addr)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address", addr)
+	}
+	return nil
+}

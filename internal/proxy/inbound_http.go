@@ -1,0 +1,208 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"meshward.dev/meshward/internal/observe"
+	"meshward.dev/meshward/internal/policy"
+)
+
+// serveHTTP is the inbound per-request path: refuse smuggling and banned
+// callers, normalize the path, ask policy, set the peer identity header,
+// forward to the app.
+func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	p := in.p
+	start := p.now()
+	ci := connInfoFrom(r.Context())
+	if ci == nil {
+		httpError(w, http.StatusInternalServerError, "meshward: no peer")
+		return
+	}
+	grpc := isGRPC(r)
+	sw := getStatusWriter(w)
+	defer putStatusWriter(sw)
+	decision, rule := "allow", ""
+	defer func() {
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		proto := protoLabel(r, grpc)
+		p.m.requests.WithLabelValues(ci.peerStr, p.self.String(), proto, strconv.Itoa(code), decision).Inc()
+		p.m.requestDuration.WithLabelValues("inbound", proto).Observe(p.now().Sub(start).Seconds())
+		p.accessLog(r.Context(), "inbound request",
+			slog.String(observe.KeyPeer, ci.peerStr),
+			slog.String(observe.KeyMethod, r.Method),
+			slog.String(observe.KeyPath, r.URL.Path),
+			slog.Int(observe.KeyStatus, code),
+			slog.String(observe.KeyDecision, decision),
+			slog.String(observe.KeyRule, rule),
+			slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+	}()
+
+	if r.ProtoMajor == 1 && ci.guard != nil && ci.guard.conflict() {
+		decision, rule = "deny", "request-smuggling"
+		w.Header().Set("Connection", "close")
+		httpError(sw, http.StatusBadRequest, "meshward: conflicting Content-Length and Transfer-Encoding")
+		return
+	}
+	if p.isBanned(ci.peer) {
+		decision, rule = "deny", "banned"
+		deny(sw, grpc, "identity banned")
+		return
+	}
+	r.Header.Del(PeerIdentityHeader)
+	norm, err := policy.NormalizePath(requestPath(r))
+	if err != nil {
+		decision, rule = "deny", "ambiguous-path"
+		httpError(sw, http.StatusBadRequest, "meshward: ambiguous request path")
+		return
+	}
+	d := p.decide(&policy.Request{
+		Source:      ci.peer,
+		Destination: p.dest,
+		HTTP:        &policy.HTTPRequest{Method: r.Method, Path: norm, Headers: r.Header},
+	})
+	rule = d.Rule
+	if !d.Allow {
+		decision = "deny"
+		p.log.Info("request denied", slog.String(observe.KeyPeer, ci.peerStr), slog.String(observe.KeyPolicy, d.Policy),
+			slog.String(observe.KeyRule, d.Rule), slog.String(observe.KeyMethod, r.Method), slog.String(observe.KeyPath, norm))
+		deny(sw, grpc, "denied by policy")
+		return
+	}
+	if d.WouldDeny {
+		decision = "audit-deny"
+	}
+	setPath(r.URL, norm)
+	r.Header.Set(PeerIdentityHeader, ci.peerStr)
+	in.app.ServeHTTP(sw, r)
+	if r.ProtoMajor == 2 && errors.Is(r.Context().Err(), context.Canceled) && !sw.done {
+		if ci.noteReset(p.now(), p.cfg.Limits.MaxResetsPerConnMinute) {
+			p.m.limitRejections.WithLabelValues(limitRapidReset).Inc()
+			p.log.Warn("too many cancelled streams, closing connection", slog.String(observe.KeyPeer, ci.peerStr))
+			_ = ci.conn.Close()
+		}
+	}
+}
+
+// requestPath is the path as it came on the wire, still escaped.
+func requestPath(r *http.Request) string {
+	if strings.HasPrefix(r.RequestURI, "/") {
+		return r.RequestURI
+	}
+	return r.URL.EscapedPath()
+}
+
+// setPath makes u carry the normalized (escaped) path norm.
+func setPath(u *url.URL, norm string) {
+	if u.RawPath == "" && u.Path == norm {
+		return
+	}
+	dec, err := url.PathUnescape(norm)
+	if err != nil { // NormalizePath output always unescapes
+		dec = norm
+	}
+	u.Path, u.RawPath = dec, norm
+}
+
+// deny answers a refused request: gRPC PERMISSION_DENIED as a trailers-only
+// response, 403 otherwise.
+func deny(w http.ResponseWriter, grpc bool, msg string) {
+	if grpc {
+		h := w.Header()
+		h.Set("Content-Type", "application/grpc")
+		h.Set("Grpc-Status", "7") // PERMISSION_DENIED
+		h.Set("Grpc-Message", "meshward: "+msg)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	httpError(w, http.StatusForbidden, "meshward: "+msg)
+}
+
+func isGRPC(r *http.Request) bool {
+	return r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+}
+
+func protoLabel(r *http.Request, grpc bool) string {
+	switch {
+	case grpc:
+		return "grpc"
+	case r.ProtoMajor == 2:
+		return "http2"
+	}
+	return "http1"
+}
+
+// trailersOnly keeps a gRPC trailers-only response (status in the headers,
+// no body) in one HEADERS frame with END_STREAM: ReverseProxy would
+// otherwise flush the headers early and send an empty body without
+// trailers, which gRPC clients read as an internal error.
+func trailersOnly(res *http.Response) error {
+	if res.ContentLength == -1 && res.Body == http.NoBody && res.Header.Get("Grpc-Status") != "" {
+		res.ContentLength = 0
+	}
+	return nil
+}
+
+// statusWriter remembers the status code for logs and metrics; Unwrap keeps
+// Flush and Hijack reachable through http.ResponseController.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+	done bool
+}
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+func getStatusWriter(w http.ResponseWriter) *statusWriter {
+	sw := statusWriters.Get().(*statusWriter)
+	sw.ResponseWriter, sw.code, sw.done = w, 0, false
+	return sw
+}
+
+func putStatusWriter(sw *statusWriter) {
+	sw.ResponseWriter = nil
+	statusWriters.Put(sw)
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 || code/100 != 1 {
+		w.code = code
+	}
+	if code/100 != 1 {
+		w.done = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	w.done = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// bufPool recycles ReverseProxy copy buffers.
+type bufPool struct{}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufPool) Get() []byte  { return *(copyBufs.Get().(*[]byte)) }
+func (bufPool) Put(b []byte) { copyBufs.Put(&b) }

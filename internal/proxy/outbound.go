@@ -1,0 +1,329 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"meshward.dev/meshward/internal/observe"
+)
+
+// outListener is one plaintext loopback listener for the app: an upstream's
+// (HTTP or TCP) or the HTTP proxy port (up == nil).
+type outListener struct {
+	p   *Proxy
+	ln  net.Listener
+	up  *upstream
+	srv *http.Server // nil for TCP
+	wg  sync.WaitGroup
+	rp  *httputil.ReverseProxy
+}
+
+type upstreamKey struct{}
+
+func (p *Proxy) newOutListener(ln net.Listener, up *upstream) *outListener {
+	o := &outListener{p: p, ln: ln, up: up}
+	if up != nil && up.proto == ProtocolTCP {
+		return o
+	}
+	o.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "https"
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:      roundTripper{p: p},
+		BufferPool:     bufPool{},
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ModifyResponse: trailersOnly,
+		ErrorHandler:   p.outboundError,
+	}
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true) // h2c prior knowledge, e.g. gRPC clients
+	o.srv = &http.Server{
+		Handler:           http.HandlerFunc(o.serveHTTP),
+		Protocols:         protos,
+		ReadHeaderTimeout: p.cfg.Timeouts.ReadHeader,
+		IdleTimeout:       p.cfg.Timeouts.Idle,
+		MaxHeaderBytes:    p.cfg.Limits.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: p.cfg.Limits.MaxConcurrentStreams,
+		},
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if g, ok := c.(*guardConn); ok {
+				return context.WithValue(ctx, guardKey{}, g)
+			}
+			return ctx
+		},
+	}
+	return o
+}
+
+type guardKey struct{}
+
+func (o *outListener) run(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		_ = o.ln.Close()
+	}()
+	if o.srv != nil {
+		gl := &guardListener{Listener: o.ln, onAccept: func(c net.Conn) (func(), bool) {
+			return o.p.outConn.acquire(zeroID, c, 0)
+		}}
+		err := o.srv.Serve(gl)
+		if errors.Is(err, http.ErrServerClosed) || isClosed(err) {
+			return nil
+		}
+		return err
+	}
+	for {
+		c, err := o.ln.Accept()
+		if err != nil {
+			if isClosed(err) || ctx.Err() != nil {
+				return nil
+			}
+			o.p.log.Warn("outbound accept failed", slog.Any(observe.KeyError, err))
+			continue
+		}
+		release, _ := o.p.outConn.acquire(zeroID, c, 0)
+		o.wg.Go(func() {
+			defer release()
+			o.serveTCP(ctx, c)
+		})
+	}
+}
+
+func (o *outListener) drain(ctx context.Context) {
+	_ = o.ln.Close()
+	if o.srv != nil {
+		_ = o.srv.Shutdown(ctx)
+		_ = o.srv.Close()
+		return
+	}
+	done := make(chan struct{})
+	go func() { o.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// serveHTTP is the outbound per-request path.
+func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	p := o.p
+	start := p.now()
+	if r.ProtoMajor == 1 {
+		if g, _ := r.Context().Value(guardKey{}).(*guardConn); g != nil && g.conflict() {
+			w.Header().Set("Connection", "close")
+			httpError(w, http.StatusBadRequest, "meshward: conflicting Content-Length and Transfer-Encoding")
+			p.m.requests.WithLabelValues(p.self.String(), "", "http1", "400", "deny").Inc()
+			return
+		}
+	}
+	if r.Method == http.MethodConnect {
+		httpError(w, http.StatusMethodNotAllowed, "meshward: CONNECT is not supported")
+		return
+	}
+	up := o.up
+	if up == nil { // HTTP proxy port: the service is the host name
+		host := r.URL.Host
+		if host == "" {
+			host = r.Host
+		}
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		up = (*p.upstreams.Load())[host]
+		if up == nil || up.proto == ProtocolTCP {
+			httpError(w, http.StatusBadGateway, "meshward: unknown service "+strconv.Quote(host))
+			return
+		}
+	}
+	r.Header.Del(PeerIdentityHeader) // the app cannot claim an identity
+	grpc := isGRPC(r)
+	sw := getStatusWriter(w)
+	defer putStatusWriter(sw)
+	o.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), upstreamKey{}, up)))
+	code := sw.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	proto := protoLabel(r, grpc)
+	p.m.requests.WithLabelValues(p.self.String(), up.id.String(), proto, strconv.Itoa(code), "").Inc()
+	p.m.requestDuration.WithLabelValues("outbound", proto).Observe(p.now().Sub(start).Seconds())
+	p.accessLog(r.Context(), "outbound request",
+		slog.String(observe.KeyService, up.service),
+		slog.String(observe.KeyMethod, r.Method),
+		slog.String(observe.KeyPath, r.URL.Path),
+		slog.Int(observe.KeyStatus, code),
+		slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+}
+
+func (p *Proxy) outboundError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return
+	}
+	p.log.Debug("upstream request failed", slog.Any(observe.KeyError, err))
+	code := http.StatusBadGateway
+	if errors.Is(err, errNoEndpoints) {
+		code = http.StatusServiceUnavailable
+	} else if errors.Is(err, context.DeadlineExceeded) {
+		code = http.StatusGatewayTimeout
+	}
+	if isGRPC(r) {
+		h := w.Header()
+		h.Set("Content-Type", "application/grpc")
+		h.Set("Grpc-Status", "14") // UNAVAILABLE
+		h.Set("Grpc-Message", "meshward: upstream unavailable")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	httpError(w, code, "meshward: upstream unavailable")
+}
+
+// roundTripper picks an endpoint of the request's upstream, sends the
+// request over the pooled mTLS transport, ejects an endpoint that fails and
+// retries an idempotent request without a body once on another endpoint.
+type roundTripper struct{ p *Proxy }
+
+func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	u, _ := req.Context().Value(upstreamKey{}).(*upstream)
+	if u == nil {
+		return nil, errNoEndpoints
+	}
+	upgrade := req.Header.Get("Upgrade") != ""
+	var skip *endpoint
+	for attempt := 0; ; attempt++ {
+		ep := u.eps.Load().pick(rt.p.now(), skip)
+		if ep == nil {
+			return nil, errNoEndpoints
+		}
+		res, err := rt.send(u, ep, req, upgrade)
+		if err == nil {
+			return res, nil
+		}
+		if req.Context().Err() != nil {
+			return nil, err
+		}
+		ep.eject(rt.p.now(), rt.p.cfg.Timeouts.Eject)
+		rt.p.log.Debug("endpoint ejected", slog.String(observe.KeyService, u.service), slog.String(observe.KeyAddr, ep.addr),
+			slog.Any(observe.KeyError, err))
+		if attempt > 0 || !retryable(req) {
+			return nil, err
+		}
+		skip = ep
+	}
+}
+
+func (rt roundTripper) send(u *upstream, ep *endpoint, req *http.Request, upgrade bool) (*http.Response, error) {
+	out := *req // shallow copy: only the URL changes per attempt
+	url := *req.URL
+	url.Host = ep.addr
+	out.URL = &url
+	ep.inflight.Add(1)
+	if upgrade {
+		url.Scheme = "https"
+		res, err := u.h1.RoundTrip(&out)
+		ep.inflight.Add(-1)
+		return res, err
+	}
+	ctx := req.Context()
+	var stop func() bool
+	if !isGRPC(req) && rt.p.cfg.Timeouts.ResponseHeader > 0 {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		t := time.AfterFunc(rt.p.cfg.Timeouts.ResponseHeader, func() { cancel(context.DeadlineExceeded) })
+		stop = t.Stop
+		out = *out.WithContext(ctx)
+		res, err := u.h2.RoundTrip(&out)
+		stop()
+		if err != nil {
+			ep.inflight.Add(-1)
+			cancel(nil)
+			if c := context.Cause(ctx); errors.Is(c, context.DeadlineExceeded) {
+				return nil, c
+			}
+			return nil, err
+		}
+		res.Body = &trackedBody{ReadCloser: res.Body, done: func() { ep.inflight.Add(-1); cancel(nil) }}
+		return res, nil
+	}
+	res, err := u.h2.RoundTrip(&out)
+	if err != nil {
+		ep.inflight.Add(-1)
+		return nil, err
+	}
+	res.Body = &trackedBody{ReadCloser: res.Body, done: func() { ep.inflight.Add(-1) }}
+	return res, nil
+}
+
+// retryable: idempotent methods without a body may be sent again.
+func retryable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+	default:
+		return false
+	}
+	return req.Body == nil || req.Body == http.NoBody
+}
+
+// trackedBody runs done once when the response body is closed.
+type trackedBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *trackedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.done)
+	return err
+}
+
+// serveTCP carries one app connection to an upstream sidecar.
+func (o *outListener) serveTCP(ctx context.Context, c net.Conn) {
+	p, u := o.p, o.up
+	start := p.now()
+	var skip *endpoint
+	var up *tls.Conn
+	var ep *endpoint
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		ep = u.eps.Load().pick(p.now(), skip)
+		if ep == nil {
+			break
+		}
+		up, err = u.dialTLS(ctx, "tcp", ep.addr, u.tcp)
+		if err == nil {
+			break
+		}
+		ep.eject(p.now(), p.cfg.Timeouts.Eject)
+		skip = ep
+	}
+	if up == nil {
+		p.m.tcpConns.WithLabelValues(p.self.String(), u.id.String(), "error").Inc()
+		p.log.Warn("upstream unreachable", slog.String(observe.KeyService, u.service), slog.Any(observe.KeyError, err))
+		_ = c.Close()
+		return
+	}
+	ep.inflight.Add(1)
+	defer ep.inflight.Add(-1)
+	p.m.tcpConns.WithLabelValues(p.self.String(), u.id.String(), "").Inc()
+	tx, rx := pipe(up, c)
+	p.m.tcpBytes.WithLabelValues("to_upstream").Add(float64(tx))
+	p.m.tcpBytes.WithLabelValues("from_upstream").Add(float64(rx))
+	p.accessLog(ctx, "outbound connection",
+		slog.String(observe.KeyService, u.service),
+		slog.String(observe.KeyAddr, ep.addr),
+		slog.Int64("bytes_to_upstream", tx), slog.Int64("bytes_from_upstream", rx),
+		slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+}
