@@ -1,0 +1,327 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/identity"
+	"meshward.dev/meshward/internal/identity/ca"
+	"meshward.dev/meshward/internal/store"
+)
+
+// loadMeshState restores bundle, policy and bans from the store on start.
+func (s *Server) loadMeshState(ctx context.Context) error {
+	bans, err := s.cfg.Store.Bans(ctx)
+	if err != nil {
+		return fmt.Errorf("load bans: %w", err)
+	}
+	versions, err := s.cfg.Store.PolicyVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("load policy: %w", err)
+	}
+	s.hub.update(func(m *meshState) {
+		m.bundle = s.cfg.CA.Bundle()
+		for _, b := range bans {
+			m.banned = append(m.banned, b.SPIFFEID)
+		}
+		sort.Strings(m.banned)
+		if n := len(versions); n > 0 {
+			m.policy = policyMessage(versions[n-1])
+		}
+	})
+	return nil
+}
+
+// CreateToken implements apiv1.ControlServer.
+func (s *Server) CreateToken(ctx context.Context, req *apiv1.CreateTokenRequest) (*apiv1.CreateTokenResponse, error) {
+	actor, err := s.requireAdmin(ctx, "token.create")
+	if err != nil {
+		return nil, err
+	}
+	id, err := identity.ServiceID(s.cfg.TrustDomain, req.GetNamespace(), req.GetService())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if s.isBanned(id) {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is banned; unban it first", id)
+	}
+	tok, exp, err := s.tokens.Create(ctx, id, time.Duration(req.GetTtlSeconds())*time.Second, s.pin())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	s.audit(ctx, "token.create", actor.String(), id.String(), "expires "+exp.UTC().Format(time.RFC3339), "ok")
+	return &apiv1.CreateTokenResponse{Token: tok.String(), SpiffeId: id.String(), ExpiresAt: exp.Unix()}, nil
+}
+
+// pin is the SPKI pin of the root the control plane's certificate chains
+// to; join tokens carry it so the first connection is authenticated.
+func (s *Server) pin() string {
+	fp := s.cfg.CA.SigningRootFP()
+	for _, r := range s.cfg.CA.Bundle() {
+		if identity.Fingerprint(r) == fp {
+			return identity.SPKIPin(r)
+		}
+	}
+	return ""
+}
+
+// CAStatus implements apiv1.ControlServer.
+func (s *Server) CAStatus(ctx context.Context, _ *apiv1.CAStatusRequest) (*apiv1.CAStatusResponse, error) {
+	if _, err := s.requireAdmin(ctx, "ca.status"); err != nil {
+		return nil, err
+	}
+	return s.caStatus(), nil
+}
+
+func (s *Server) caStatus() *apiv1.CAStatusResponse {
+	st := s.cfg.CA.Status()
+	resp := &apiv1.CAStatusResponse{
+		TrustDomain:              s.cfg.TrustDomain.Name(),
+		Phase:                    string(st.Phase),
+		NextIntermediateRotation: st.NextRotation.Unix(),
+	}
+	for _, r := range st.Roots {
+		resp.Certificates = append(resp.Certificates, certInfo("root", r.State, r.Cert))
+	}
+	resp.Certificates = append(resp.Certificates, certInfo("intermediate", "active", st.Intermediate))
+	for _, l := range s.cfg.CA.Lagging(s.hub.holdings()) {
+		resp.Lagging = append(resp.Lagging, &apiv1.Lagging{SpiffeId: l.SPIFFEID, Reason: l.Reason})
+	}
+	switch st.Phase {
+	case ca.PhasePrepare:
+		resp.PhaseDetail = "the new root is in the bundle; waiting until every connected workload holds it"
+	case ca.PhaseActivate:
+		resp.PhaseDetail = "the new root signs; waiting until every connected workload has renewed under it"
+	case ca.PhaseRetire:
+		resp.PhaseDetail = "the old root stays in the bundle until every certificate it signed has expired"
+		resp.RetireAfter = st.RetireAfter.Unix()
+	default:
+		resp.PhaseDetail = "no root rotation under way"
+	}
+	return resp
+}
+
+// RotateCA implements apiv1.ControlServer.
+func (s *Server) RotateCA(ctx context.Context, req *apiv1.RotateCARequest) (*apiv1.CAStatusResponse, error) {
+	actor, err := s.requireAdmin(ctx, "ca.rotate")
+	if err != nil {
+		return nil, err
+	}
+	what := "intermediate"
+	if req.GetRoot() {
+		what = "root"
+		err = s.cfg.CA.StartRootRotation(ctx)
+	} else {
+		err = s.cfg.CA.RotateIntermediate(ctx)
+	}
+	if err != nil {
+		s.audit(ctx, "ca.rotate", actor.String(), what, err.Error(), "refused")
+		if errors.Is(err, ca.ErrRotationInProgress) {
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
+		}
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	s.audit(ctx, "ca.rotate", actor.String(), what, "manual rotation", "ok")
+	s.hub.update(func(m *meshState) { m.bundle = s.cfg.CA.Bundle() })
+	s.kickAdvance()
+	return s.caStatus(), nil
+}
+
+// Ban implements apiv1.ControlServer.
+func (s *Server) Ban(ctx context.Context, req *apiv1.BanRequest) (*apiv1.BanResponse, error) {
+	actor, err := s.requireAdmin(ctx, "identity.ban")
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.memberID(req.GetSpiffeId())
+	if err != nil {
+		return nil, err
+	}
+	if id == identity.AdminID(s.cfg.TrustDomain) || id == identity.ControlID(s.cfg.TrustDomain) {
+		return nil, status.Error(codes.InvalidArgument, "the control plane and admin identities cannot be banned")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.cfg.Store.SetBan(ctx, store.Ban{SPIFFEID: id.String(), Reason: req.GetReason(), At: s.cfg.Now(), By: actor.String()}); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	s.audit(ctx, "identity.ban", actor.String(), id.String(), req.GetReason(), "ok")
+	return s.setBanned(func(b []string) []string {
+		if !slices.Contains(b, id.String()) {
+			b = append(b, id.String())
+		}
+		return b
+	}), nil
+}
+
+// Unban implements apiv1.ControlServer.
+func (s *Server) Unban(ctx context.Context, req *apiv1.BanRequest) (*apiv1.BanResponse, error) {
+	actor, err := s.requireAdmin(ctx, "identity.unban")
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.memberID(req.GetSpiffeId())
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.cfg.Store.RemoveBan(ctx, id.String()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, status.Errorf(codes.NotFound, "%s is not banned", id)
+		}
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	s.audit(ctx, "identity.unban", actor.String(), id.String(), req.GetReason(), "ok")
+	return s.setBanned(func(b []string) []string {
+		return slices.DeleteFunc(b, func(x string) bool { return x == id.String() })
+	}), nil
+}
+
+func (s *Server) setBanned(fn func([]string) []string) *apiv1.BanResponse {
+	var out []string
+	s.hub.update(func(m *meshState) {
+		b := fn(slices.Clone(m.banned))
+		sort.Strings(b)
+		m.banned = b
+		out = b
+	})
+	return &apiv1.BanResponse{Banned: out}
+}
+
+func (s *Server) memberID(raw string) (spiffeid.ID, error) {
+	id, err := spiffeid.FromString(raw)
+	if err != nil {
+		return id, status.Errorf(codes.InvalidArgument, "%q is not a SPIFFE ID: %v", raw, err)
+	}
+	if !id.MemberOf(s.cfg.TrustDomain) {
+		return id, status.Errorf(codes.InvalidArgument, "%s is not in trust domain %s", id, s.cfg.TrustDomain)
+	}
+	return id, nil
+}
+
+// ApplyPolicy implements apiv1.ControlServer.
+func (s *Server) ApplyPolicy(ctx context.Context, req *apiv1.ApplyPolicyRequest) (*apiv1.PolicyVersion, error) {
+	actor, err := s.requireAdmin(ctx, "policy.apply")
+	if err != nil {
+		return nil, err
+	}
+	var files []store.PolicyFile
+	for _, f := range req.GetFiles() {
+		files = append(files, store.PolicyFile{Name: f.GetName(), Content: f.GetContent()})
+	}
+	return s.savePolicy(ctx, actor, files, req.GetGitCommit(), "")
+}
+
+func (s *Server) savePolicy(ctx context.Context, actor spiffeid.ID, files []store.PolicyFile, commit, note string) (*apiv1.PolicyVersion, error) {
+	version, err := s.cfg.CheckPolicy(files)
+	if err != nil {
+		s.audit(ctx, "policy.apply", actor.String(), "", err.Error(), "refused")
+		return nil, status.Errorf(codes.InvalidArgument, "policy rejected, the running policy stays in force:\n%v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pv, err := s.cfg.Store.SavePolicy(ctx, store.PolicyVersion{Version: version, AppliedAt: s.cfg.Now(), AppliedBy: actor.String(), GitCommit: commit, Note: note, Files: files})
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	detail := fmt.Sprintf("revision %d version %s", pv.Revision, version)
+	if note != "" {
+		detail += " (" + note + ")"
+	}
+	s.audit(ctx, "policy.apply", actor.String(), version, detail, "ok")
+	s.hub.update(func(m *meshState) { m.policy = policyMessage(pv) })
+	return versionMessage(pv), nil
+}
+
+// PolicyHistory implements apiv1.ControlServer.
+func (s *Server) PolicyHistory(ctx context.Context, _ *apiv1.PolicyHistoryRequest) (*apiv1.PolicyHistoryResponse, error) {
+	if _, err := s.requireAdmin(ctx, "policy.history"); err != nil {
+		return nil, err
+	}
+	versions, err := s.cfg.Store.PolicyVersions(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	resp := &apiv1.PolicyHistoryResponse{}
+	for _, v := range versions {
+		resp.Versions = append(resp.Versions, versionMessage(v))
+	}
+	return resp, nil
+}
+
+// RollbackPolicy implements apiv1.ControlServer: it applies the files of an
+// earlier revision again, as a new revision, so history only grows.
+func (s *Server) RollbackPolicy(ctx context.Context, req *apiv1.RollbackPolicyRequest) (*apiv1.PolicyVersion, error) {
+	actor, err := s.requireAdmin(ctx, "policy.rollback")
+	if err != nil {
+		return nil, err
+	}
+	versions, err := s.cfg.Store.PolicyVersions(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	for _, v := range versions {
+		if v.Revision == req.GetRevision() {
+			return s.savePolicy(ctx, actor, v.Files, v.GitCommit, fmt.Sprintf("rollback to revision %d", v.Revision))
+		}
+	}
+	return nil, status.Errorf(codes.NotFound, "no policy revision %d (see meshward policy history)", req.GetRevision())
+}
+
+// MeshStatus implements apiv1.ControlServer.
+func (s *Server) MeshStatus(ctx context.Context, _ *apiv1.MeshStatusRequest) (*apiv1.MeshStatusResponse, error) {
+	if _, err := s.requireAdmin(ctx, "mesh.status"); err != nil {
+		return nil, err
+	}
+	resp := &apiv1.MeshStatusResponse{
+		TrustDomain: s.cfg.TrustDomain.Name(),
+		Workloads:   s.hub.workloads(),
+		Ca:          s.caStatus(),
+		StartedAt:   s.started.Unix(),
+	}
+	s.hub.mu.Lock()
+	resp.Banned = slices.Clone(s.hub.state.banned)
+	if p := s.hub.state.policy; p != nil {
+		resp.Policy = &apiv1.PolicyVersion{Revision: p.Revision, Version: p.Version, GitCommit: p.GitCommit, Files: int32(len(p.Files))}
+	}
+	s.hub.mu.Unlock()
+	return resp, nil
+}
+
+// Audit implements apiv1.ControlServer.
+func (s *Server) Audit(ctx context.Context, req *apiv1.AuditRequest) (*apiv1.AuditResponse, error) {
+	if _, err := s.requireAdmin(ctx, "audit.read"); err != nil {
+		return nil, err
+	}
+	events, err := s.cfg.Store.Audit(ctx, time.Unix(0, req.GetSince()))
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	resp := &apiv1.AuditResponse{}
+	for _, e := range events {
+		resp.Events = append(resp.Events, &apiv1.AuditEvent{Time: e.Time.UnixNano(), Action: e.Action, Actor: e.Actor, Subject: e.Subject, Detail: e.Detail, Outcome: e.Outcome})
+	}
+	return resp, nil
+}
+
+func policyMessage(v store.PolicyVersion) *apiv1.Policy {
+	p := &apiv1.Policy{Version: v.Version, Revision: v.Revision, GitCommit: v.GitCommit}
+	for _, f := range v.Files {
+		p.Files = append(p.Files, &apiv1.PolicyFile{Name: f.Name, Content: f.Content})
+	}
+	return p
+}
+
+func versionMessage(v store.PolicyVersion) *apiv1.PolicyVersion {
+	return &apiv1.PolicyVersion{Revision: v.Revision, Version: v.Version, AppliedAt: v.AppliedAt.Unix(), AppliedBy: v.AppliedBy, GitCommit: v.GitCommit, Files: int32(len(v.Files)), Note: v.Note}
+}

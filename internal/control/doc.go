@@ -1,0 +1,7 @@
+// Package control is the control plane: a gRPC server over mutual TLS that
+// turns join tokens and CSRs into SVIDs (attest → ca → store), renews them,
+// streams each workload its view of the mesh (trust bundle, policy,
+// endpoints, bans), drives CA rotation from what workloads report, and
+// serves the admin API. It owns no crypto of its own: the CA signs, attest
+// checks tokens, the store persists.
+package control

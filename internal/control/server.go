@@ -1,0 +1,254 @@
+package control
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/attest"
+	"meshward.dev/meshward/internal/identity"
+	"meshward.dev/meshward/internal/identity/ca"
+	"meshward.dev/meshward/internal/observe"
+	"meshward.dev/meshward/internal/store"
+)
+
+// PolicyCheck compiles a policy set the way sidecars will, and returns its
+// version (content hash); an error rejects the whole set.
+type PolicyCheck func(files []store.PolicyFile) (version string, err error)
+
+// Config configures the control plane.
+type Config struct {
+	TrustDomain spiffeid.TrustDomain
+	Listen      string // host:port
+	DataDir     string // admin credentials are written to DataDir/admin
+	Store       store.Store
+	CA          *ca.Authority
+	CheckPolicy PolicyCheck
+	Now         func() time.Time
+	Logger      *slog.Logger
+	// TickInterval is how often CA schedules and rotation phases are
+	// checked (default 5s).
+	TickInterval time.Duration
+	// AdminTTL is the lifetime of the admin credential (default 24h).
+	AdminTTL time.Duration
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.TrustDomain.IsZero():
+		return errors.New("control: trust domain is required")
+	case c.Listen == "":
+		return errors.New("control: listen address is required")
+	case c.DataDir == "":
+		return errors.New("control: data dir is required")
+	case c.Store == nil || c.CA == nil:
+		return errors.New("control: store and CA are required")
+	case c.CheckPolicy == nil:
+		return errors.New("control: policy checker is required")
+	}
+	return nil
+}
+
+// Server is the control plane.
+type Server struct {
+	apiv1.UnimplementedControlServer
+
+	cfg    Config
+	log    *slog.Logger
+	tokens *attest.Tokens
+	hub    *hub
+	ln     net.Listener
+
+	cert    atomic.Pointer[tls.Certificate] // the control plane's own SVID
+	certFP  atomic.Value                    // signing root it chains to (string)
+	started time.Time
+
+	mu       sync.Mutex // guards policy and bans writes
+	advanceC chan struct{}
+}
+
+// New builds the control plane and opens its listener, so the address is
+// known (and the port taken) before Run.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = observe.Discard()
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 5 * time.Second
+	}
+	if cfg.AdminTTL == 0 {
+		cfg.AdminTTL = 24 * time.Hour
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		tokens:   &attest.Tokens{Store: cfg.Store, Now: cfg.Now},
+		advanceC: make(chan struct{}, 1),
+		started:  cfg.Now(),
+	}
+	s.hub = newHub()
+	if err := s.loadMeshState(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.refreshCredentials(ctx, true); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("control: listen: %w", err)
+	}
+	s.ln = ln
+	if err := writeAtomic(filepath.Join(cfg.DataDir, AddrFile), []byte(ln.Addr().String()+"\n")); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	return s, nil
+}
+
+// Addr is the address the control plane listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx is cancelled.
+func (s *Server) Run(ctx context.Context) error {
+	creds := credentials.NewTLS(s.tlsConfig())
+	gs := grpc.NewServer(
+		grpc.Creds(creds),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(8<<20),
+	)
+	apiv1.RegisterControlServer(gs, s)
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(s.ln) }()
+	s.log.Info("control plane listening", observe.KeyAddr, s.ln.Addr().String(), observe.KeySPIFFEID, identity.ControlID(s.cfg.TrustDomain).String())
+
+	tick := time.NewTicker(s.cfg.TickInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.hub.close()
+			stopped := make(chan struct{})
+			go func() { gs.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(5 * time.Second):
+				gs.Stop()
+			}
+			return nil
+		case err := <-errc:
+			return fmt.Errorf("control: serve: %w", err)
+		case <-tick.C:
+			s.tick(ctx)
+		case <-s.advanceC:
+			s.advance(ctx)
+		}
+	}
+}
+
+// tick runs CA schedules and keeps the control plane's own credentials
+// fresh.
+func (s *Server) tick(ctx context.Context) {
+	changed, err := s.cfg.CA.Tick(ctx)
+	if err != nil {
+		s.log.Error("ca schedule failed", observe.KeyError, err)
+	}
+	if changed {
+		s.audit(ctx, "ca.rotate", "scheduler", "intermediate", "scheduled rotation", "ok")
+		s.hub.update(func(m *meshState) { m.bundle = s.cfg.CA.Bundle() })
+	}
+	s.advance(ctx)
+	if err := s.refreshCredentials(ctx, false); err != nil {
+		s.log.Error("refresh control plane credentials failed", observe.KeyError, err)
+	}
+}
+
+// advance moves root rotation on when workloads' reports prove it safe.
+func (s *Server) advance(ctx context.Context) {
+	before := s.cfg.CA.Phase()
+	moved, err := s.cfg.CA.Advance(ctx, s.hub.holdings())
+	if err != nil {
+		s.log.Error("root rotation failed to advance", observe.KeyError, err)
+		return
+	}
+	if !moved {
+		return
+	}
+	after := s.cfg.CA.Phase()
+	s.audit(ctx, "ca.rotate", "scheduler", "root", fmt.Sprintf("phase %s -> %s", before, after), "ok")
+	// Every stream recomputes its view: bundle changes, and in the
+	// activate phase old-root workloads are told to renew now.
+	s.hub.update(func(m *meshState) { m.bundle = s.cfg.CA.Bundle() })
+	if err := s.refreshCredentials(ctx, false); err != nil {
+		s.log.Error("refresh control plane credentials failed", observe.KeyError, err)
+	}
+}
+
+func (s *Server) kickAdvance() {
+	select {
+	case s.advanceC <- struct{}{}:
+	default:
+	}
+}
+
+// tlsConfig accepts clients with or without a certificate: Bootstrap is
+// the one call a workload makes before it has one. Any certificate that is
+// presented must be a valid SVID of this trust domain, checked against the
+// current bundle on every handshake.
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		ClientAuth: tls.RequestClientCert,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.cert.Load(), nil
+		},
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return nil
+			}
+			_, _, err := x509svid.ParseAndVerify(raw, s.bundleSource(), x509svid.WithTime(s.cfg.Now()))
+			return err
+		},
+		NextProtos: []string{"h2"},
+	}
+}
+
+func (s *Server) bundleSource() *x509bundle.Bundle {
+	return x509bundle.FromX509Authorities(s.cfg.TrustDomain, s.cfg.CA.Bundle())
+}
+
+// newKeyAndCSR makes a P-256 key and a CSR for it.
+func newKeyAndCSR() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	return key, csr, err
+}

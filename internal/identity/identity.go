@@ -1,0 +1,99 @@
+// Package identity names meshward's SPIFFE identities and fingerprints
+// certificates. It is data only: no I/O, no signing (see ca) and no renewal
+// (see source).
+package identity
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// ServiceID is the identity of a service:
+// spiffe://<trust-domain>/ns/<namespace>/sa/<service>.
+func ServiceID(td spiffeid.TrustDomain, namespace, service string) (spiffeid.ID, error) {
+	if namespace == "" {
+		namespace = "default"
+	}
+	if err := checkName("namespace", namespace); err != nil {
+		return spiffeid.ID{}, err
+	}
+	if err := checkName("service", service); err != nil {
+		return spiffeid.ID{}, err
+	}
+	return spiffeid.FromSegments(td, "ns", namespace, "sa", service)
+}
+
+// ParseServiceID splits a service identity into namespace and service; ok is
+// false for identities that are not of the /ns/N/sa/S form.
+func ParseServiceID(id spiffeid.ID) (namespace, service string, ok bool) {
+	parts := strings.Split(strings.TrimPrefix(id.Path(), "/"), "/")
+	if len(parts) != 4 || parts[0] != "ns" || parts[2] != "sa" {
+		return "", "", false
+	}
+	return parts[1], parts[3], true
+}
+
+// ControlID is the control plane's own identity.
+func ControlID(td spiffeid.TrustDomain) spiffeid.ID {
+	return spiffeid.RequireFromSegments(td, "meshward", "control")
+}
+
+// AdminID is the identity allowed to call admin APIs.
+func AdminID(td spiffeid.TrustDomain) spiffeid.ID {
+	return spiffeid.RequireFromSegments(td, "meshward", "admin")
+}
+
+// checkName accepts DNS-label-like names (what Kubernetes allows for
+// namespaces and service accounts), so IDs stay unambiguous.
+func checkName(field, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is empty", field)
+	}
+	if len(s) > 63 {
+		return fmt.Errorf("%s %q is longer than 63 characters", field, s)
+	}
+	for i, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' && i > 0 && i < len(s)-1
+		if !ok {
+			return fmt.Errorf("%s %q: use lower-case letters, digits and inner dashes", field, s)
+		}
+	}
+	return nil
+}
+
+// Fingerprint is the hex SHA-256 of a certificate's DER.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// SPKIPin is the hex SHA-256 of a certificate's public key (its
+// SubjectPublicKeyInfo); join tokens carry the root's pin.
+func SPKIPin(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// SerialHex formats a certificate serial for logs and status.
+func SerialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }
+
+// Backdate is how far the CA sets NotBefore in the past to absorb clock
+// skew between machines.
+const Backdate = 30 * time.Second
+
+// HalfLife is the moment a certificate issued by meshward's CA has lived
+// half of its real lifetime (NotBefore is back-dated by Backdate, which does
+// not count).
+func HalfLife(c *x509.Certificate) time.Time {
+	issued := c.NotBefore.Add(Backdate)
+	if issued.After(c.NotAfter) {
+		issued = c.NotBefore
+	}
+	return issued.Add(c.NotAfter.Sub(issued) / 2)
+}

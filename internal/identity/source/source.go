@@ -1,0 +1,308 @@
+// Package source is the workload side of identity: it bootstraps with a
+// join token, keeps the private key in memory, renews the SVID at half-life
+// with jitter (retrying with backoff while the control plane is down, and
+// serving the current SVID until it expires), and follows the control
+// plane's watch stream for bundle, policy, endpoint and ban updates. The
+// current SVID and bundle sit behind atomic pointers: it implements
+// go-spiffe's x509svid.Source and x509bundle.Source, read on every TLS
+// handshake, so rotation never restarts a listener.
+package source
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/attest"
+	"meshward.dev/meshward/internal/identity"
+	"meshward.dev/meshward/internal/observe"
+)
+
+// Config configures a Source.
+type Config struct {
+	ControlAddr string // host:port of the control plane
+	Token       string // join token (mwt1....)
+	// TrustDomain, when set, must match the control plane's.
+	TrustDomain spiffeid.TrustDomain
+	// Report adds the caller's fields (inbound address, policy version,
+	// counters) to the periodic watch report; the source fills in what it
+	// holds (bundle, SVID).
+	Report func() *apiv1.WorkloadReport
+	// OnUpdate receives every mesh update from the watch stream.
+	OnUpdate func(*apiv1.MeshUpdate)
+	// ReportInterval is how often the workload reports (default 5s).
+	ReportInterval time.Duration
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+// Source holds a workload's current SVID and trust bundle.
+type Source struct {
+	cfg Config
+	log *slog.Logger
+
+	svid   atomic.Pointer[x509svid.SVID]
+	bundle atomic.Pointer[x509bundle.Bundle]
+	td     spiffeid.TrustDomain
+
+	mu      sync.Mutex
+	changed chan struct{} // closed on every SVID or bundle change
+
+	conn     *grpc.ClientConn
+	renewNow chan struct{}
+	reportC  chan struct{}
+}
+
+var (
+	_ x509svid.Source   = (*Source)(nil)
+	_ x509bundle.Source = (*Source)(nil)
+)
+
+// ErrNoSVID is returned before the first SVID arrives.
+var ErrNoSVID = errors.New("no SVID yet")
+
+// New bootstraps: it redeems the join token for an SVID, authenticating the
+// control plane by the CA pin the token carries.
+func New(ctx context.Context, cfg Config) (*Source, error) {
+	if cfg.ControlAddr == "" {
+		return nil, errors.New("source: control plane address is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = observe.Discard()
+	}
+	if cfg.ReportInterval == 0 {
+		cfg.ReportInterval = 5 * time.Second
+	}
+	tok, err := attest.ParseToken(cfg.Token)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{cfg: cfg, log: cfg.Logger, changed: make(chan struct{}), renewNow: make(chan struct{}, 1), reportC: make(chan struct{}, 1)}
+	if err := s.bootstrap(ctx, tok); err != nil {
+		return nil, err
+	}
+	creds := credentials.NewTLS(tlsconfig.MTLSClientConfig(s, s, tlsconfig.AuthorizeID(identity.ControlID(s.td))))
+	conn, err := grpc.NewClient(cfg.ControlAddr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, fmt.Errorf("source: dial control plane: %w", err)
+	}
+	s.conn = conn
+	return s, nil
+}
+
+func (s *Source) bootstrap(ctx context.Context, tok attest.Token) error {
+	var td spiffeid.TrustDomain
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // replaced by the pin check below
+		NextProtos:         []string{"h2"},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			got, err := verifyPinned(cs.PeerCertificates, tok.Pin, s.cfg.TrustDomain)
+			td = got
+			return err
+		},
+	}
+	conn, err := grpc.NewClient(s.cfg.ControlAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	defer conn.Close()
+	key, csr, err := newKeyAndCSR()
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	resp, err := apiv1.NewControlClient(conn).Bootstrap(ctx, &apiv1.BootstrapRequest{Token: tok.String(), Csr: csr})
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	s.td = td
+	if err := s.install(resp, key); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	s.log.Info("bootstrapped workload identity", observe.KeySPIFFEID, resp.GetSpiffeId())
+	return nil
+}
+
+// verifyPinned authenticates the control plane before the workload has a
+// bundle: the presented chain must end in a self-signed root whose public
+// key matches the pin, verify under it, and name the control plane.
+func verifyPinned(chain []*x509.Certificate, pin string, want spiffeid.TrustDomain) (spiffeid.TrustDomain, error) {
+	if len(chain) < 2 {
+		return spiffeid.TrustDomain{}, errors.New("control plane presented no CA chain")
+	}
+	root := chain[len(chain)-1]
+	if identity.SPKIPin(root) != pin {
+		return spiffeid.TrustDomain{}, errors.New("control plane's CA does not match the join token's pin (wrong control plane, or a man in the middle)")
+	}
+	id, err := x509svid.IDFromCert(chain[0])
+	if err != nil {
+		return spiffeid.TrustDomain{}, fmt.Errorf("control plane certificate: %w", err)
+	}
+	td := id.TrustDomain()
+	if id != identity.ControlID(td) {
+		return td, fmt.Errorf("server is %s, not the control plane", id)
+	}
+	if !want.IsZero() && td != want {
+		return td, fmt.Errorf("control plane is in trust domain %s, want %s", td, want)
+	}
+	bundle := x509bundle.FromX509Authorities(td, []*x509.Certificate{root})
+	if _, _, err := x509svid.Verify(chain[:len(chain)-1], bundle); err != nil {
+		return td, fmt.Errorf("control plane certificate: %w", err)
+	}
+	return td, nil
+}
+
+// install swaps in a new SVID and bundle from a response.
+func (s *Source) install(resp *apiv1.SVIDResponse, key *ecdsa.PrivateKey) error {
+	certs, err := parseDER(resp.GetChain())
+	if err != nil {
+		return err
+	}
+	svid := &x509svid.SVID{Certificates: certs, PrivateKey: key}
+	id, err := x509svid.IDFromCert(certs[0])
+	if err != nil {
+		return err
+	}
+	svid.ID = id
+	if !id.MemberOf(s.td) {
+		return fmt.Errorf("issued %s, outside trust domain %s", id, s.td)
+	}
+	if err := s.setBundle(resp.GetBundle()); err != nil {
+		return err
+	}
+	// Check what we were given before using it.
+	if _, _, err := x509svid.Verify(certs, s.bundle.Load(), x509svid.WithTime(s.cfg.Now())); err != nil {
+		return fmt.Errorf("issued SVID does not verify: %w", err)
+	}
+	s.svid.Store(svid)
+	s.notify()
+	s.kickReport()
+	return nil
+}
+
+func (s *Source) setBundle(der [][]byte) error {
+	if len(der) == 0 {
+		return nil
+	}
+	roots, err := parseDER(der)
+	if err != nil {
+		return err
+	}
+	next := x509bundle.FromX509Authorities(s.td, roots)
+	if cur := s.bundle.Load(); cur != nil && cur.Equal(next) {
+		return nil
+	}
+	s.bundle.Store(next)
+	s.notify()
+	s.kickReport()
+	return nil
+}
+
+// GetX509SVID implements x509svid.Source.
+func (s *Source) GetX509SVID() (*x509svid.SVID, error) {
+	if v := s.svid.Load(); v != nil {
+		return v, nil
+	}
+	return nil, ErrNoSVID
+}
+
+// GetX509BundleForTrustDomain implements x509bundle.Source.
+func (s *Source) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
+	b := s.bundle.Load()
+	if b == nil || td != s.td {
+		return nil, fmt.Errorf("no bundle for trust domain %q", td)
+	}
+	return b, nil
+}
+
+// TrustDomain is the workload's trust domain.
+func (s *Source) TrustDomain() spiffeid.TrustDomain { return s.td }
+
+// Changed returns a channel closed at the next SVID or bundle change.
+func (s *Source) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Source) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Source) kickReport() {
+	select {
+	case s.reportC <- struct{}{}:
+	default:
+	}
+}
+
+// RenewNow asks the renewal loop to renew at once.
+func (s *Source) RenewNow() {
+	select {
+	case s.renewNow <- struct{}{}:
+	default:
+	}
+}
+
+// Close releases the connection to the control plane.
+func (s *Source) Close() error { return s.conn.Close() }
+
+func newKeyAndCSR() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	return key, csr, err
+}
+
+func parseDER(ders [][]byte) ([]*x509.Certificate, error) {
+	if len(ders) == 0 {
+		return nil, errors.New("empty certificate list")
+	}
+	var out []*x509.Certificate
+	for _, d := range ders {
+		c, err := x509.ParseCertificate(d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// jitter returns a random duration in [0, max).
+func jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(max)))
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n.Int64())
+}

@@ -1,0 +1,294 @@
+// Package bolt is the default control plane store: one bbolt file in the
+// data dir (mode 0600, directory 0700). Each Store method is one bbolt
+// transaction, so a crash (even kill -9) leaves the file consistent.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"meshward.dev/meshward/internal/store"
+)
+
+var (
+	bucketCA       = []byte("ca")
+	bucketTokens   = []byte("tokens")
+	bucketCerts    = []byte("certs")
+	bucketAudit    = []byte("audit")
+	bucketBans     = []byte("bans")
+	bucketPolicies = []byte("policies")
+	keyCAState     = []byte("state")
+)
+
+// FileName is the store's file inside the data dir.
+const FileName = "meshward.db"
+
+// Store is a store.Store in a bbolt file.
+type Store struct {
+	db     *bbolt.DB
+	sealer *store.Sealer
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in dataDir. A non-nil sealer
+// encrypts the CA blob at rest.
+func Open(dataDir string, sealer *store.Sealer) (*Store, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	path := filepath.Join(dataDir, FileName)
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: another meshward control plane holds it", path)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketCA, bucketTokens, bucketCerts, bucketAudit, bucketBans, bucketPolicies} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &Store{db: db, sealer: sealer}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// LoadCA implements store.Store.
+func (s *Store) LoadCA(_ context.Context) ([]byte, error) {
+	var blob []byte
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketCA).Get(keyCAState)
+		if v == nil {
+			return store.ErrNotFound
+		}
+		blob = bytes.Clone(v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.sealer.Open(blob)
+}
+
+// SaveCA implements store.Store.
+func (s *Store) SaveCA(_ context.Context, blob []byte) error {
+	sealed, err := s.sealer.Seal(blob)
+	if err != nil {
+		return fmt.Errorf("seal ca: %w", err)
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketCA).Put(keyCAState, sealed)
+	})
+}
+
+// CreateToken implements store.Store.
+func (s *Store) CreateToken(_ context.Context, t store.Token) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketTokens)
+		if b.Get(t.Hash) != nil {
+			return errors.New("token hash collision")
+		}
+		return putJSON(b, t.Hash, t)
+	})
+}
+
+// ConsumeToken implements store.Store.
+func (s *Store) ConsumeToken(_ context.Context, hash []byte, now time.Time, check func(store.Token) error) (store.Token, error) {
+	var t store.Token
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketTokens)
+		v := b.Get(hash)
+		if v == nil {
+			return store.ErrTokenUnknown
+		}
+		if err := json.Unmarshal(v, &t); err != nil {
+			return fmt.Errorf("decode token: %w", err)
+		}
+		if !t.UsedAt.IsZero() {
+			return store.ErrTokenUsed
+		}
+		if !now.Before(t.ExpiresAt) {
+			return store.ErrTokenExpired
+		}
+		if check != nil {
+			if err := check(t); err != nil {
+				return err
+			}
+		}
+		t.UsedAt = now
+		return putJSON(b, hash, t)
+	})
+	return t, err
+}
+
+// RecordCert implements store.Store.
+func (s *Store) RecordCert(_ context.Context, c store.IssuedCert) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		return putJSON(tx.Bucket(bucketCerts), []byte(c.Serial), c)
+	})
+}
+
+// IssuedCerts implements store.Store.
+func (s *Store) IssuedCerts(_ context.Context) ([]store.IssuedCert, error) {
+	var out []store.IssuedCert
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketCerts).ForEach(func(_, v []byte) error {
+			var c store.IssuedCert
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode cert log: %w", err)
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// LatestExpiry implements store.Store.
+func (s *Store) LatestExpiry(_ context.Context, rootFP string) (time.Time, error) {
+	var latest time.Time
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketCerts).ForEach(func(_, v []byte) error {
+			var c store.IssuedCert
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode cert log: %w", err)
+			}
+			if c.RootFP == rootFP && c.NotAfter.After(latest) {
+				latest = c.NotAfter
+			}
+			return nil
+		})
+	})
+	return latest, err
+}
+
+// AppendAudit implements store.Store.
+func (s *Store) AppendAudit(_ context.Context, e store.AuditEvent) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		return putJSON(b, seqKey(seq), e)
+	})
+}
+
+// Audit implements store.Store.
+func (s *Store) Audit(_ context.Context, since time.Time) ([]store.AuditEvent, error) {
+	var out []store.AuditEvent
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
+			var e store.AuditEvent
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode audit: %w", err)
+			}
+			if !e.Time.Before(since) {
+				out = append(out, e)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SetBan implements store.Store.
+func (s *Store) SetBan(_ context.Context, b store.Ban) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		return putJSON(tx.Bucket(bucketBans), []byte(b.SPIFFEID), b)
+	})
+}
+
+// RemoveBan implements store.Store.
+func (s *Store) RemoveBan(_ context.Context, id string) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketBans)
+		if b.Get([]byte(id)) == nil {
+			return store.ErrNotFound
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// Bans implements store.Store.
+func (s *Store) Bans(_ context.Context) ([]store.Ban, error) {
+	var out []store.Ban
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketBans).ForEach(func(_, v []byte) error {
+			var b store.Ban
+			if err := json.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("decode ban: %w", err)
+			}
+			out = append(out, b)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SavePolicy implements store.Store.
+func (s *Store) SavePolicy(_ context.Context, p store.PolicyVersion) (store.PolicyVersion, error) {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketPolicies)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		p.Revision = int64(seq)
+		return putJSON(b, seqKey(seq), p)
+	})
+	return p, err
+}
+
+// PolicyVersions implements store.Store, oldest first.
+func (s *Store) PolicyVersions(_ context.Context) ([]store.PolicyVersion, error) {
+	var out []store.PolicyVersion
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketPolicies).ForEach(func(_, v []byte) error {
+			var p store.PolicyVersion
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("decode policy: %w", err)
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func putJSON(b *bbolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+// seqKey makes sequence numbers sort in insertion order.
+func seqKey(n uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, n)
+	return k
+}

@@ -1,0 +1,109 @@
+// Package store defines what the control plane persists (CA state, join
+// tokens, the issued-certificate log, the audit trail, bans and policy
+// versions) behind one interface, so the default embedded store (bolt) and
+// an HA store (PostgreSQL) are interchangeable. It does not interpret the CA
+// blob or the policy files it holds.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrTokenUsed    = errors.New("join token already used")
+	ErrTokenExpired = errors.New("join token expired")
+	ErrTokenUnknown = errors.New("join token unknown")
+)
+
+// Store is the control plane's persistence. Every method is atomic: a crash
+// leaves either the whole change or none of it.
+type Store interface {
+	// LoadCA returns the CA state blob, or ErrNotFound before the first save.
+	LoadCA(ctx context.Context) ([]byte, error)
+	SaveCA(ctx context.Context, blob []byte) error
+
+	CreateToken(ctx context.Context, t Token) error
+	// ConsumeToken marks the token with this hash used and returns it, in
+	// one transaction, so no token is ever good twice. check runs inside
+	// the transaction before the token is marked; an error from it leaves
+	// the token unused.
+	ConsumeToken(ctx context.Context, hash []byte, now time.Time, check func(Token) error) (Token, error)
+
+	RecordCert(ctx context.Context, c IssuedCert) error
+	// IssuedCerts lists the issued-certificate log.
+	IssuedCerts(ctx context.Context) ([]IssuedCert, error)
+	// LatestExpiry is the latest NotAfter of certificates that chain to the
+	// root with fingerprint rootFP (zero time when there are none).
+	LatestExpiry(ctx context.Context, rootFP string) (time.Time, error)
+
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	Audit(ctx context.Context, since time.Time) ([]AuditEvent, error)
+
+	SetBan(ctx context.Context, b Ban) error
+	RemoveBan(ctx context.Context, id string) error
+	Bans(ctx context.Context) ([]Ban, error)
+
+	// SavePolicy stores a new policy version and returns it with its
+	// revision number.
+	SavePolicy(ctx context.Context, p PolicyVersion) (PolicyVersion, error)
+	PolicyVersions(ctx context.Context) ([]PolicyVersion, error)
+
+	Close() error
+}
+
+// Token is a join token as stored: only its hash, never the secret.
+type Token struct {
+	Hash      []byte
+	SPIFFEID  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero until consumed
+}
+
+// IssuedCert is one line of the issued-certificate log.
+type IssuedCert struct {
+	Serial   string
+	SPIFFEID string
+	RootFP   string
+	NotAfter time.Time
+	IssuedAt time.Time
+}
+
+// AuditEvent is one entry of the audit trail.
+type AuditEvent struct {
+	Time    time.Time `json:"time"`
+	Action  string    `json:"action"`
+	Actor   string    `json:"actor"`
+	Subject string    `json:"subject"`
+	Detail  string    `json:"detail,omitempty"`
+	Outcome string    `json:"outcome"`
+}
+
+// Ban denies an identity mesh-wide.
+type Ban struct {
+	SPIFFEID string    `json:"spiffe_id"`
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at"`
+	By       string    `json:"by"`
+}
+
+// PolicyFile is one policy source file, as applied.
+type PolicyFile struct {
+	Name    string `json:"name"`
+	Content []byte `json:"content"`
+}
+
+// PolicyVersion is one applied policy set.
+type PolicyVersion struct {
+	Revision  int64        `json:"revision"`
+	Version   string       `json:"version"` // content hash
+	AppliedAt time.Time    `json:"applied_at"`
+	AppliedBy string       `json:"applied_by"`
+	GitCommit string       `json:"git_commit,omitempty"`
+	Note      string       `json:"note,omitempty"`
+	Files     []PolicyFile `json:"files"`
+}
