@@ -1,14 +1,215 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
 
-// newScanCmd is a placeholder until its issue lands.
+	"github.com/spf13/cobra"
+
+	"meshward.dev/meshward/internal/scan"
+	"meshward.dev/meshward/internal/scan/manifest"
+	"meshward.dev/meshward/internal/scan/report"
+	"meshward.dev/meshward/internal/scan/rules"
+)
+
+// scanOptions are the flags of `meshward scan`.
+type scanOptions struct {
+	paths      []string
+	output     string // text | json | sarif
+	failOn     string // severity, or "none"
+	ignoreFile string
+	now        string // hidden: RFC 3339 evaluation time for certificate checks
+	kubeconfig string
+	context    string
+	color      bool
+	progress   bool
+	stdin      io.Reader
+}
+
+func (o *scanOptions) validate() error {
+	if err := checkOutput(o.output, "text", "json", "sarif"); err != nil {
+		return err
+	}
+	if o.failOn != "none" {
+		if _, err := scan.ParseSeverity(o.failOn); err != nil {
+			return usageErrf("--fail-on: %v (or none)", err)
+		}
+	}
+	if o.now != "" {
+		if _, err := time.Parse(time.RFC3339, o.now); err != nil {
+			return usageErrf("--now: %q is not an RFC 3339 time", o.now)
+		}
+	}
+	live := o.kubeconfig != "" || o.context != ""
+	if len(o.paths) == 0 && !live {
+		return usageErrf("scan needs a PATH (file, directory or - for stdin) or --kubeconfig/--context; see 'meshward scan --help'")
+	}
+	return nil
+}
+
 func newScanCmd(_ *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "scan",
-		Short: "find misconfigurations in mesh manifests (not yet implemented)",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErrf("%s is not implemented yet", cmd.CommandPath())
+	o := &scanOptions{}
+	cmd := &cobra.Command{
+		Use:   "scan PATH...",
+		Short: "find mesh misconfigurations in Istio, Linkerd, Consul and meshward config",
+		Long: `scan reads Kubernetes YAML or JSON (multi-document files, List kinds, Helm and
+kustomize output), Consul agent config and config entries (HCL or JSON), and
+meshward's mesh.yaml and policies, or a live cluster (read-only), builds the
+mesh's effective state and reports each problem once, on the object to change,
+with a rule ID, category, severity, file and line, and a remediation.
+
+Exit code: 0 when no unsuppressed finding is at or above --fail-on, 1 when one
+is, 2 on a usage or input error.`,
+		Example: `  # scan manifests, fail the CI job on high or critical findings
+  meshward scan ./deploy --fail-on high
+
+  # Helm output from stdin, as SARIF for GitHub code scanning
+  helm template mesh ./chart | meshward scan - -o sarif > meshward.sarif
+
+  # the rule catalogue
+  meshward scan rules`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.paths = args
+			o.stdin = cmd.InOrStdin()
+			o.color = isTerminal(cmd.OutOrStdout())
+			o.progress = isTerminal(cmd.ErrOrStderr())
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return runScan(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
+	f := cmd.Flags()
+	f.StringVarP(&o.output, "output", "o", "text", "output format: text, json or sarif")
+	f.StringVar(&o.failOn, "fail-on", "info", "exit 1 when a finding is at or above this severity (critical, high, medium, low, info) or never (none)")
+	f.StringVar(&o.ignoreFile, "ignore", "", "file of suppressions, one `RULE-ID [Kind/namespace/name]` a line")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "read a live cluster (read-only) with this kubeconfig")
+	f.StringVar(&o.context, "context", "", "kubeconfig context of the live cluster to read")
+	f.StringVar(&o.now, "now", "", "evaluation time for certificate checks (RFC 3339)")
+	_ = f.MarkHidden("now")
+	cmd.AddCommand(newScanRulesCmd())
+	return cmd
+}
+
+func (o *scanOptions) evalTime() time.Time {
+	if o.now == "" {
+		return time.Now()
+	}
+	t, _ := time.Parse(time.RFC3339, o.now)
+	return t
+}
+
+// runScan loads inputs, runs every rule and writes the report. It returns
+// errFailed when a finding reaches --fail-on.
+func runScan(ctx context.Context, o *scanOptions, stdout, stderr io.Writer) error {
+	var objs []*scan.Object
+	if len(o.paths) > 0 {
+		files, err := manifest.Files(o.paths)
+		if err != nil {
+			return usageErr(err)
+		}
+		for i, f := range files {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if o.progress && len(files) > 50 && i%25 == 0 {
+				fmt.Fprintf(stderr, "\rscanning %d/%d files", i, len(files))
+			}
+			got, err := manifest.Load([]string{f}, o.stdin)
+			if err != nil {
+				return usageErr(err)
+			}
+			objs = append(objs, got...)
+		}
+		if o.progress && len(files) > 50 {
+			fmt.Fprintf(stderr, "\rscanned %d files, %d objects\n", len(files), len(objs))
+		}
+	}
+	if o.kubeconfig != "" || o.context != "" {
+		live, err := loadCluster(ctx, o.kubeconfig, o.context)
+		if err != nil {
+			return err
+		}
+		objs = append(objs, live...)
+	}
+	var ignores []scan.Suppression
+	if o.ignoreFile != "" {
+		f, err := os.Open(o.ignoreFile)
+		if err != nil {
+			return usageErrf("--ignore: %v", err)
+		}
+		ignores, err = scan.ParseIgnoreFile(o.ignoreFile, f)
+		f.Close()
+		if err != nil {
+			return usageErr(err)
+		}
+	}
+	all := rules.All()
+	res := scan.Run(scan.NewModel(objs, o.evalTime()), all, ignores)
+	var err error
+	switch o.output {
+	case "json":
+		err = report.JSON(stdout, res)
+	case "sarif":
+		err = report.SARIF(stdout, res, all, "")
+	default:
+		err = report.Text(stdout, res, report.TextOptions{Color: o.color})
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if o.failOn == "none" {
+		return nil
+	}
+	threshold, _ := scan.ParseSeverity(o.failOn)
+	for _, f := range res.Findings {
+		if f.Severity >= threshold {
+			return errFailed
+		}
+	}
+	return nil
+}
+
+// loadCluster is replaced when the live-cluster reader lands.
+var loadCluster = func(_ context.Context, _, _ string) ([]*scan.Object, error) {
+	return nil, usageErrf("--kubeconfig/--context: live cluster scanning is not built into this binary")
+}
+
+type scanRulesOptions struct {
+	output string // text | json | markdown
+}
+
+func newScanRulesCmd() *cobra.Command {
+	o := &scanRulesOptions{}
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "print the scanner's rule catalogue",
+		Example: `  meshward scan rules
+  meshward scan rules -o json
+  meshward scan rules -o markdown > docs/rules.md`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(o.output, "text", "json", "markdown"); err != nil {
+				return err
+			}
+			return runScanRules(o, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json or markdown")
+	return cmd
+}
+
+func runScanRules(o *scanRulesOptions, stdout io.Writer) error {
+	all := rules.All()
+	switch o.output {
+	case "json":
+		return report.RulesJSON(stdout, all)
+	case "markdown":
+		return report.RulesMarkdown(stdout, all)
+	}
+	return report.RulesText(stdout, all)
 }

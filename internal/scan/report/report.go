@@ -1,0 +1,156 @@
+package report
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"meshward.dev/meshward/internal/scan"
+)
+
+// JSON writes the DESIGN.md document: findings and a per-severity summary,
+// plus the suppressed findings, so none is silently lost.
+func JSON(w io.Writer, res scan.Result) error {
+	r := scan.NewReport(res.Findings)
+	doc := struct {
+		Findings   []scan.Finding `json:"findings"`
+		Summary    scan.Summary   `json:"summary"`
+		Suppressed []scan.Finding `json:"suppressed"`
+	}{r.Findings, r.Summary, res.Suppressed}
+	if doc.Suppressed == nil {
+		doc.Suppressed = []scan.Finding{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+// TextOptions controls the human report.
+type TextOptions struct {
+	Color bool
+}
+
+const (
+	ansiReset = "\x1b[0m"
+	ansiBold  = "\x1b[1m"
+	ansiDim   = "\x1b[2m"
+)
+
+var sevColor = map[scan.Severity]string{
+	scan.SeverityCritical: "\x1b[1;35m",
+	scan.SeverityHigh:     "\x1b[1;31m",
+	scan.SeverityMedium:   "\x1b[1;33m",
+	scan.SeverityLow:      "\x1b[1;36m",
+	scan.SeverityInfo:     "\x1b[1;37m",
+}
+
+// Text writes findings grouped by severity, then by object, each with its
+// message and remediation, and a summary line.
+func Text(w io.Writer, res scan.Result, opts TextOptions) error {
+	paint := func(code, s string) string {
+		if !opts.Color {
+			return s
+		}
+		return code + s + ansiReset
+	}
+	var b strings.Builder
+	var sev scan.Severity = -1
+	var obj string
+	for _, f := range res.Findings {
+		if f.Severity != sev {
+			sev = f.Severity
+			obj = ""
+			if b.Len() > 0 {
+				b.WriteString("\n")
+			}
+			b.WriteString(paint(sevColor[sev], strings.ToUpper(sev.String())) + "\n")
+		}
+		ref := scan.Ref{Kind: f.Kind, Namespace: f.Namespace, Name: f.Name}.String()
+		if ref != obj {
+			obj = ref
+			loc := ""
+			if f.File != "" {
+				loc = "  " + paint(ansiDim, position(f))
+			}
+			fmt.Fprintf(&b, "  %s%s\n", paint(ansiBold, ref), loc)
+		}
+		fmt.Fprintf(&b, "    %s [%s] %s\n", f.Rule, f.Category, f.Message)
+		b.WriteString(indent(f.Remediation, "      fix: ", "           "))
+	}
+	if len(res.Suppressed) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(paint(ansiDim, "SUPPRESSED") + "\n")
+		for _, f := range res.Suppressed {
+			fmt.Fprintf(&b, "  %s %s %s\n", f.Rule, scan.Ref{Kind: f.Kind, Namespace: f.Namespace, Name: f.Name}, paint(ansiDim, "("+f.Category+")"))
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	b.WriteString(SummaryLine(res) + "\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// SummaryLine is "N findings (a critical, b high, ...), M suppressed".
+func SummaryLine(res scan.Result) string {
+	r := scan.NewReport(res.Findings)
+	s := r.Summary
+	objs := map[string]bool{}
+	for _, f := range res.Findings {
+		objs[f.Kind+"/"+f.Namespace+"/"+f.Name] = true
+	}
+	line := fmt.Sprintf("%d %s on %d %s: %d critical, %d high, %d medium, %d low, %d info",
+		len(res.Findings), plural(len(res.Findings), "finding"), len(objs), plural(len(objs), "object"),
+		s.Critical, s.High, s.Medium, s.Low, s.Info)
+	if len(res.Suppressed) > 0 {
+		line += fmt.Sprintf("; %d suppressed", len(res.Suppressed))
+	}
+	return line
+}
+
+func plural(n int, s string) string {
+	if n == 1 {
+		return s
+	}
+	return s + "s"
+}
+
+func position(f scan.Finding) string {
+	if f.Line > 0 {
+		return fmt.Sprintf("%s:%d", f.File, f.Line)
+	}
+	return f.File
+}
+
+func indent(text, first, rest string) string {
+	var b strings.Builder
+	for i, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		if i == 0 {
+			b.WriteString(first + l + "\n")
+		} else {
+			b.WriteString(rest + l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// Fingerprint identifies a finding across runs by (category, kind,
+// namespace, name), the identity CI tools compare.
+func Fingerprint(f scan.Finding) string {
+	h := sha256.Sum256([]byte(f.Category + "\x00" + f.Kind + "\x00" + f.Namespace + "\x00" + f.Name))
+	return hex.EncodeToString(h[:16])
+}
+
+func uri(file string) string {
+	if file == "" || file == "-" {
+		return ""
+	}
+	return filepath.ToSlash(file)
+}
