@@ -38,6 +38,17 @@ type Mesh struct {
 	Dashboard   Listener  `yaml:"dashboard" json:"dashboard"`
 	Policies    string    `yaml:"policies" json:"policies"`
 	Services    []Service `yaml:"services" json:"services"`
+
+	doc *Document
+}
+
+// LineOf is the line of a field of the mesh file (such as
+// "spec.services[2]"), for messages about it; 0 when unknown.
+func (m *Mesh) LineOf(field string) int {
+	if m.doc == nil {
+		return 0
+	}
+	return m.doc.LineOf(field)
 }
 
 // Listener is an address a component listens on.
@@ -138,7 +149,7 @@ func ParseMesh(name string, data []byte) (*Mesh, error) {
 			errs = append(errs, d.Errorf("kind", "a second Mesh document; a mesh file holds exactly one"))
 			continue
 		}
-		m = &Mesh{Name: d.Metadata.Name, File: name}
+		m = &Mesh{Name: d.Metadata.Name, File: name, doc: d}
 		if d.Metadata.Namespace != "" {
 			errs = append(errs, d.Errorf("metadata.namespace", "a Mesh has no namespace"))
 		}

@@ -54,7 +54,7 @@ func TestLoadMesh(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreFields(Mesh{}, "File"), cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreFields(Mesh{}, "File"), cmpopts.IgnoreUnexported(Mesh{}), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("LoadMesh (-want +got):\n%s", diff)
 			}
 			if got.PoliciesDir() != filepath.Join("testdata", "mesh", "policies") {
