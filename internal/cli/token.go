@@ -1,14 +1,76 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
 
-// newTokenCmd is a placeholder until its issue lands.
+	"github.com/spf13/cobra"
+
+	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+)
+
+type tokenCreateOptions struct {
+	admin     adminOptions
+	service   string
+	namespace string
+	ttl       time.Duration
+	output    string
+}
+
+func (o *tokenCreateOptions) validate() error {
+	if o.service == "" {
+		return usageErrf("--service is required")
+	}
+	if o.ttl <= 0 {
+		return usageErrf("--ttl must be positive")
+	}
+	return checkOutput(o.output, "text", "json")
+}
+
 func newTokenCmd(_ *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "token",
-		Short: "mint join tokens (not yet implemented)",
+	cmd := &cobra.Command{Use: "token", Short: "Mint single-use join tokens for workloads"}
+	o := &tokenCreateOptions{}
+	create := &cobra.Command{
+		Use:   "create --service NAME",
+		Short: "Mint a single-use, expiring join token for a service (admin)",
+		Long: `Mint a join token. A workload trades it once for its X.509-SVID
+(spiffe://<trust-domain>/ns/<namespace>/sa/<service>). The token is single use,
+expires, is stored only as a hash, and carries the pin of the CA root so the
+workload can authenticate the control plane before it has a trust bundle.`,
+		Example: `  meshward token create --service payments
+  meshward token create --service payments --namespace shop --ttl 5m -o json`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErrf("%s is not implemented yet", cmd.CommandPath())
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return runTokenCreate(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
+	o.admin.addFlags(create)
+	create.Flags().StringVar(&o.service, "service", "", "service the token is for (required)")
+	create.Flags().StringVar(&o.namespace, "namespace", "default", "namespace of the service")
+	create.Flags().DurationVar(&o.ttl, "ttl", 15*time.Minute, "how long the token may be used (max 24h)")
+	create.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+func runTokenCreate(ctx context.Context, o *tokenCreateOptions, stdout io.Writer) error {
+	c, err := o.admin.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.CreateToken(ctx, &apiv1.CreateTokenRequest{Service: o.service, Namespace: o.namespace, TtlSeconds: int64(o.ttl / time.Second)})
+	if err != nil {
+		return o.admin.rpcErr(err)
+	}
+	if o.output == "json" {
+		return writeJSON(stdout, map[string]any{"token": resp.Token, "spiffe_id": resp.SpiffeId, "expires_at": time.Unix(resp.ExpiresAt, 0).UTC()})
+	}
+	_, err = fmt.Fprintln(stdout, resp.Token)
+	return err
 }
