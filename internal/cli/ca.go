@@ -37,8 +37,8 @@ func newCACmd(_ *globalOptions) *cobra.Command {
 	}
 	status := &caOptions{now: time.Now}
 	statusCmd := &cobra.Command{
-		Use:   "status",
-		Short: "Follow a root rotation: its phase and which workloads hold it up",
+		Use:     "status",
+		Short:   "Follow a root rotation: its phase and which workloads hold it up",
 		Example: `  meshward ca rotate --root && watch meshward ca status`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -184,4 +184,3 @@ func runBan(ctx context.Context, o *banOptions, ban bool, id string, stdout io.W
 	}
 	return nil
 }
-

@@ -137,8 +137,8 @@ func newPolicyHistoryCmd() *cobra.Command {
 func newPolicyRollbackCmd() *cobra.Command {
 	o := &policyRemoteOptions{}
 	c := &cobra.Command{
-		Use:     "rollback REVISION",
-		Short:   "Apply the files of an earlier revision again, as a new revision (admin)",
+		Use:   "rollback REVISION",
+		Short: "Apply the files of an earlier revision again, as a new revision (admin)",
 		Example: `  meshward policy history
   meshward policy rollback 3`,
 		Args: exactArgs(1),
