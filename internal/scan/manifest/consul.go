@@ -222,6 +222,9 @@ func camel(s string) string {
 	if s == "" {
 		return s
 	}
+	if strings.ToUpper(s) == s {
+		return strings.ToLower(s) // "HTTP" -> "http"
+	}
 	var b strings.Builder
 	up := false
 	for i, r := range s {

@@ -1,0 +1,154 @@
+package scan_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"meshward.dev/meshward/internal/scan"
+	"meshward.dev/meshward/internal/scan/manifest"
+	"meshward.dev/meshward/internal/scan/rules"
+)
+
+// corpusNow is the evaluation time of every corpus case: the certificates
+// under testdata/corpus were issued relative to it.
+var corpusNow = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+type key struct{ category, kind, namespace, name string }
+
+func (k key) String() string {
+	ns := k.namespace
+	if ns == "" {
+		ns = "-"
+	}
+	return fmt.Sprintf("%s %s %s %s", k.category, k.kind, ns, k.name)
+}
+
+func readExpected(t *testing.T, path string) map[key]bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("open expected: %v", err)
+	}
+	defer f.Close()
+	out := map[key]bool{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fs := strings.Fields(line)
+		if len(fs) != 4 {
+			t.Fatalf("%s:%d: want \"category kind namespace name\", got %q", path, n, line)
+		}
+		if fs[2] == "-" {
+			fs[2] = ""
+		}
+		out[key{fs[0], fs[1], fs[2], fs[3]}] = true
+	}
+	return out
+}
+
+type counts struct{ tp, fp, fn int }
+
+func (c counts) precision() float64 {
+	if c.tp+c.fp == 0 {
+		return 1
+	}
+	return float64(c.tp) / float64(c.tp+c.fp)
+}
+
+func (c counts) recall() float64 {
+	if c.tp+c.fn == 0 {
+		return 1
+	}
+	return float64(c.tp) / float64(c.tp+c.fn)
+}
+
+// TestCorpus scans every case under testdata/corpus/<case>/ (manifests plus
+// expected.txt listing "category kind namespace name" per finding) and
+// computes precision and recall per category and overall. Both must be at
+// least 0.95 overall; each mismatch is logged.
+func TestCorpus(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join("testdata", "corpus", "*"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no corpus cases: %v", err)
+	}
+	all := rules.All()
+	per := map[string]*counts{}
+	var total counts
+	meshes := map[string]int{}
+	for _, dir := range dirs {
+		name := filepath.Base(dir)
+		meshes[strings.SplitN(name, "-", 2)[0]]++
+		want := readExpected(t, filepath.Join(dir, "expected.txt"))
+		objs, err := manifest.Load([]string{dir}, nil)
+		if err != nil {
+			t.Errorf("%s: load: %v", name, err)
+			continue
+		}
+		res := scan.Run(scan.NewModel(objs, corpusNow), all, nil)
+		got := map[key]bool{}
+		for _, f := range res.Findings {
+			got[key{f.Category, f.Kind, f.Namespace, f.Name}] = true
+		}
+		for k := range got {
+			c := per[k.category]
+			if c == nil {
+				c = &counts{}
+				per[k.category] = c
+			}
+			if want[k] {
+				c.tp++
+				total.tp++
+			} else {
+				c.fp++
+				total.fp++
+				t.Logf("%s: unexpected finding: %s", name, k)
+			}
+		}
+		for k := range want {
+			if !got[k] {
+				c := per[k.category]
+				if c == nil {
+					c = &counts{}
+					per[k.category] = c
+				}
+				c.fn++
+				total.fn++
+				t.Logf("%s: missed finding: %s", name, k)
+			}
+		}
+	}
+	cats := make([]string, 0, len(per))
+	for c := range per {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%-34s %4s %4s %4s %9s %7s\n", "category", "tp", "fp", "fn", "precision", "recall")
+	for _, c := range cats {
+		k := per[c]
+		fmt.Fprintf(&b, "%-34s %4d %4d %4d %9.3f %7.3f\n", c, k.tp, k.fp, k.fn, k.precision(), k.recall())
+	}
+	fmt.Fprintf(&b, "%-34s %4d %4d %4d %9.3f %7.3f\n", "OVERALL", total.tp, total.fp, total.fn, total.precision(), total.recall())
+	fmt.Fprintf(&b, "cases: %d (%v)\n", len(dirs), meshes)
+	t.Log(b.String())
+	if total.precision() < 0.95 || total.recall() < 0.95 {
+		t.Errorf("overall precision %.3f / recall %.3f, want >= 0.95 each", total.precision(), total.recall())
+	}
+	if len(dirs) < 60 {
+		t.Errorf("corpus has %d cases, want at least 60", len(dirs))
+	}
+	for _, cat := range scan.Categories {
+		if per[cat] == nil {
+			t.Errorf("category %s has no corpus case", cat)
+		}
+	}
+}

@@ -1,0 +1,4 @@
+datacenter = "dc1"
+acl {
+  enabled = true
+}

@@ -1,0 +1,4 @@
+Kind = "service-defaults"
+Name = "web"
+Protocol = "http"
+MutualTLSMode = "permissive"
