@@ -290,10 +290,13 @@ func runPolicyDiff(ctx context.Context, o *policyDiffOptions, stdout, stderr io.
 		engines[i] = e
 	}
 	changes := policy.Diff(engines[0], engines[1], mesh)
-	widen := 0
+	widen, added := 0, 0
 	for _, c := range changes {
 		if c.Widen {
 			widen++
+		}
+		if c.Added {
+			added++
 		}
 	}
 	if o.output == "json" {
@@ -301,8 +304,8 @@ func runPolicyDiff(ctx context.Context, o *policyDiffOptions, stdout, stderr io.
 			changes = []policy.Change{}
 		}
 		err := writeJSON(stdout, map[string]any{
-			"old": map[string]string{"source": o.old, "version": engines[0].Version()},
-			"new": map[string]string{"source": o.new, "version": engines[1].Version()},
+			"old":     map[string]string{"source": o.old, "version": engines[0].Version()},
+			"new":     map[string]string{"source": o.new, "version": engines[1].Version()},
 			"changes": changes, "widens": widen > 0,
 		})
 		if err != nil {
@@ -311,12 +314,12 @@ func runPolicyDiff(ctx context.Context, o *policyDiffOptions, stdout, stderr io.
 	} else {
 		for _, c := range changes {
 			sign := "-"
-			if c.Widen {
+			if c.Added {
 				sign = "+"
 			}
 			fmt.Fprintf(stdout, "%s %s\n", sign, c.Grant)
 		}
-		fmt.Fprintf(stdout, "%d grant(s) added, %d removed (%s -> %s)\n", widen, len(changes)-widen, o.old, o.new)
+		fmt.Fprintf(stdout, "%d grant(s) added (%d widen access), %d removed (%s -> %s)\n", added, widen, len(changes)-added, o.old, o.new)
 	}
 	if widen > 0 && !o.allowWiden {
 		fmt.Fprintf(stderr, "access widens: %d new grant(s); review them, then pass --allow-widen\n", widen)

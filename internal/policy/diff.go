@@ -40,8 +40,11 @@ func (g Grant) String() string {
 	return b.String()
 }
 
-// Change is a grant that a policy change adds (Widen) or removes.
+// Change is a grant that a policy change adds or removes. An added grant
+// widens access, except when it only puts a condition on a grant the old set
+// allowed unconditionally.
 type Change struct {
+	Added bool  `json:"added"`
 	Widen bool  `json:"widen"`
 	Grant Grant `json:"grant"`
 }
@@ -148,8 +151,11 @@ func Diff(old, new *Engine, mesh *config.Mesh) []Change {
 	var out []Change
 	for g, rule := range newG {
 		if _, had := oldG[g]; !had {
+			unconditional := g
+			unconditional.Condition = ""
+			_, narrowed := oldG[unconditional]
 			g.Rule = rule
-			out = append(out, Change{Widen: true, Grant: g})
+			out = append(out, Change{Added: true, Widen: !narrowed || g.Condition == "", Grant: g})
 		}
 	}
 	for g, rule := range oldG {
@@ -160,8 +166,8 @@ func Diff(old, new *Engine, mesh *config.Mesh) []Change {
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
-		if a.Widen != b.Widen {
-			return a.Widen
+		if a.Added != b.Added {
+			return a.Added
 		}
 		return a.Grant.String() < b.Grant.String()
 	})
