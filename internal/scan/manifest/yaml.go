@@ -266,9 +266,17 @@ func baseName(file string) string {
 
 func kubeObject(file string, body map[string]any, lines map[string]int, line int) (*scan.Object, error) {
 	bad := func(field, format string, args ...any) error {
-		l := lines[field]
-		if l == 0 {
-			l = line
+		l := line
+		for p := field; p != ""; {
+			if v, ok := lines[p]; ok {
+				l = v
+				break
+			}
+			i := strings.LastIndexByte(p, '.')
+			if i < 0 {
+				break
+			}
+			p = p[:i]
 		}
 		return &Error{File: file, Line: l, Field: field, Err: fmt.Errorf(format, args...)}
 	}

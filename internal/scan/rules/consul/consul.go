@@ -188,6 +188,12 @@ func knownServices(m *scan.Model) map[string]bool {
 
 func checkAgents(m *scan.Model) []scan.Finding {
 	var out []scan.Finding
+	for _, o := range m.Kind("HelmValues") {
+		if v, set := scan.Bool(o.Body, "global.tls.verify"); set && !v {
+			out = append(out, ruleTLSVerify.Finding(o, "global.tls.verify",
+				fmt.Sprintf("Helm values %s set global.tls.verify: false: Consul agents accept RPC connections without checking client certificates.", o.Name)))
+		}
+	}
 	for _, o := range m.Kind(kindAgent) {
 		dp := strings.ToLower(o.Str("acl.default_policy"))
 		field := "acl.default_policy"

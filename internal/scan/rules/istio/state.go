@@ -98,8 +98,8 @@ func build(m *scan.Model) *state {
 		}
 		if sel := o.Map("spec.selector"); sel != nil {
 			p.selector = scan.StringMap(sel, "matchLabels")
-			if p.selector == nil {
-				p.selector = map[string]string{}
+			if len(p.selector) == 0 {
+				p.selector = nil // an empty selector is namespace-wide
 			}
 			for k, v := range scan.Map(o.Body, "spec.portLevelMtls") {
 				port, err := strconv.Atoi(k)
@@ -116,7 +116,11 @@ func build(m *scan.Model) *state {
 		s.pas = append(s.pas, p)
 	}
 	for _, o := range m.KindAPI("AuthorizationPolicy", "security.istio.io") {
-		a := &authzPolicy{obj: o, selector: o.Map("spec.selector"), action: strings.ToUpper(o.Str("spec.action")), rules: o.List("spec.rules")}
+		sel := o.Map("spec.selector")
+		if len(scan.Map(sel, "matchLabels")) == 0 && len(scan.List(sel, "matchExpressions")) == 0 {
+			sel = nil // an empty selector is namespace-wide
+		}
+		a := &authzPolicy{obj: o, selector: sel, action: strings.ToUpper(o.Str("spec.action")), rules: o.List("spec.rules")}
 		if a.action == "" {
 			a.action = "ALLOW"
 		}
@@ -339,6 +343,27 @@ func (s *state) computeMTLS() *mtlsUse {
 					}
 				}
 			}
+		}
+	}
+	// Workload-level policies in namespaces whose workloads the input does
+	// not show: nothing proves they select nothing, so they count.
+	for _, p := range s.pas {
+		n := p.obj.Namespace
+		if p.selector == nil || len(s.m.WorkloadsIn(n)) > 0 || s.ns[n] == no {
+			continue
+		}
+		_, nsPA, meshPA := s.chain(n, nil)
+		mode, decider := resolve(p, nsPA, meshPA)
+		if decider == p {
+			mark(n, n+"/"+p.obj.Name, mode, p)
+		} else {
+			u.effective[p] = true
+		}
+		for _, pm := range p.ports {
+			if pm == "" {
+				pm = mode
+			}
+			mark(n, n+"/"+p.obj.Name, pm, p)
 		}
 	}
 	if scoped == 0 {

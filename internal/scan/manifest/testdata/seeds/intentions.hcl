@@ -1,0 +1,8 @@
+Kind = "service-intentions"
+Name = "*"
+Sources = [
+  {
+    Name   = "*"
+    Action = "allow"
+  }
+]

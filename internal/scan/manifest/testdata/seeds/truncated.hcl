@@ -1,0 +1,2 @@
+acl {
+  enabled = 
