@@ -1,14 +1,291 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
-// newUpCmd is a placeholder until its issue lands.
-func newUpCmd(_ *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "up",
-		Short: "run a whole local mesh in the foreground (not yet implemented)",
+	"github.com/spf13/cobra"
+
+	"meshward.dev/meshward/examples"
+	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/config"
+	"meshward.dev/meshward/internal/control"
+	"meshward.dev/meshward/internal/demo"
+	"meshward.dev/meshward/internal/identity/ca"
+	"meshward.dev/meshward/internal/localmesh"
+	"meshward.dev/meshward/internal/policy"
+)
+
+type upOptions struct {
+	file    string
+	demo    bool
+	dataDir string
+	fresh   bool
+	control string
+}
+
+func (o *upOptions) validate() error {
+	if o.demo && o.file != "" {
+		return usageErrf("--demo runs the bundled shop; it does not take -f")
+	}
+	return nil
+}
+
+func newUpCmd(g *globalOptions) *cobra.Command {
+	o := &upOptions{}
+	cmd := &cobra.Command{
+		Use:   "up [-f mesh.yaml] [--demo]",
+		Short: "Run a whole local mesh in the foreground: control plane, sidecars, apps",
+		Long: `Start the control plane, apply the policies directory, mint a join token per
+service, start one sidecar per service and then the app, and stream everything
+with a prefix per component. Ctrl-C stops the apps, then the sidecars, then the
+control plane. Crashed apps and sidecars are restarted with backoff. Re-running
+reuses the data dir (same CA, same identities) unless --fresh.
+
+Apps learn their ports from the environment: MESHWARD_LISTEN (where to listen),
+MESHWARD_UPSTREAM_<SERVICE> (the sidecar listener for calls to SERVICE),
+SPIFFE_ENDPOINT_SOCKET (the Workload API), MESHWARD_SERVICE, MESHWARD_NAMESPACE,
+MESHWARD_TRUST_DOMAIN and MESHWARD_PORT.`,
+		Example: `  # the bundled demo shop: frontend on http://127.0.0.1:8080
+  meshward up --demo
+
+  # your own mesh
+  meshward up -f mesh.yaml --fresh`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErrf("%s is not implemented yet", cmd.CommandPath())
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return runUp(cmd.Context(), g, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.file, "file", "f", "", "mesh file (default mesh.yaml)")
+	f.BoolVar(&o.demo, "demo", false, "run the bundled demo shop")
+	f.StringVar(&o.dataDir, "data-dir", "", "data dir (default: the mesh file's spec.dataDir; .meshward for --demo)")
+	f.BoolVar(&o.fresh, "fresh", false, "start from an empty data dir: new CA, new identities")
+	f.StringVar(&o.control, "control", "", "control plane listen address (default: the mesh file's spec.control.listen)")
+	return cmd
+}
+
+func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer) error {
+	mesh, err := loadUpMesh(o)
+	if err != nil {
+		return err
+	}
+	dataDir := mesh.DataDirPath()
+	if o.fresh {
+		if err := os.RemoveAll(dataDir); err != nil {
+			return err
+		}
+		if o.demo {
+			// The demo files live in the data dir: write them again.
+			if mesh, err = loadUpMesh(o); err != nil {
+				return err
+			}
+		}
+	}
+	out := localmesh.NewOutput(stdout, isTerminal(stdout))
+	for _, s := range mesh.Services {
+		out.Reserve(len(s.Name) + len("-proxy"))
+	}
+	log, err := g.logger(out.Writer("control"))
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	// The control plane runs in this process; it stops last.
+	ctrlCtx, stopControl := context.WithCancel(context.Background())
+	defer stopControl()
+	srv, closeStore, err := newControlPlane(ctx, &controlOptions{
+		dataDir: dataDir, listen: mesh.Control.Listen, trustDomain: mesh.TrustDomain, mesh: mesh,
+		workloadTTL: ca.DefaultWorkloadTTL, intermediateTTL: ca.DefaultIntermediateTTL, rootTTL: ca.DefaultRootTTL,
+	}, log)
+	if err != nil {
+		return fmt.Errorf("control plane: %w", err)
+	}
+	defer closeStore()
+	ctrlDone := make(chan error, 1)
+	go func() { ctrlDone <- srv.Run(ctrlCtx) }()
+
+	admin, err := control.DialAdmin(dataDir, srv.Addr().String())
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	rev, err := applyMeshPolicies(ctx, admin, mesh)
+	if err != nil {
+		return err
+	}
+	sup, err := localmesh.New(localmesh.Config{
+		Mesh: mesh, Executable: exe, ControlAddr: srv.Addr().String(), Admin: admin, Out: out,
+		SidecarArgs: []string{"--log-format", g.logFormat, "--log-level", g.logLevel},
+		OnReady:     func() { printBanner(out, mesh, srv.Addr().String(), rev, o.demo) },
+	})
+	if err != nil {
+		return err
+	}
+	supErr := sup.Run(ctx)
+	stopControl()
+	select {
+	case err := <-ctrlDone:
+		if err != nil && supErr == nil {
+			supErr = err
+		}
+	case <-time.After(10 * time.Second):
+	}
+	out.Printf("meshward | stopped\n")
+	return supErr
+}
+
+// loadUpMesh reads the mesh file, or writes the bundled demo into the data
+// dir and reads it from there (so its policies can be tested and edited).
+func loadUpMesh(o *upOptions) (*config.Mesh, error) {
+	if !o.demo {
+		file := o.file
+		if file == "" {
+			file = "mesh.yaml"
+		}
+		m, err := config.LoadMesh(file)
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		if o.dataDir != "" {
+			m.DataDir = absPath(o.dataDir)
+		}
+		if o.control != "" {
+			m.Control.Listen = o.control
+		}
+		return m, nil
+	}
+	dataDir := o.dataDir
+	if dataDir == "" {
+		dataDir = defaultDataDir
+	}
+	dir := filepath.Join(dataDir, "demo")
+	if err := writeDemo(dir); err != nil {
+		return nil, err
+	}
+	m, err := config.LoadMesh(filepath.Join(dir, "mesh.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	m.DataDir = absPath(dataDir)
+	if o.control != "" {
+		m.Control.Listen = o.control
+	}
+	return m, nil
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// writeDemo copies the embedded demo shop into dir.
+func writeDemo(dir string) error {
+	return fs.WalkDir(examples.Demo, "demo", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dir, strings.TrimPrefix(path, "demo"))
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o700)
+		}
+		data, err := examples.Demo.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o600)
+	})
+}
+
+// applyMeshPolicies pushes the mesh's policies directory unless that exact
+// version is already in force, and returns the revision in force.
+func applyMeshPolicies(ctx context.Context, admin *control.AdminClient, mesh *config.Mesh) (int64, error) {
+	dir := mesh.PoliciesDir()
+	if dir == "" {
+		return 0, nil
+	}
+	files, err := policy.ReadDir(dir)
+	if err != nil {
+		return 0, usageErr(err)
+	}
+	e, err := policy.Compile(files, policy.Options{Mesh: mesh})
+	if err != nil {
+		return 0, usageErr(err)
+	}
+	st, err := admin.MeshStatus(ctx, &apiv1.MeshStatusRequest{})
+	if err != nil {
+		return 0, err
+	}
+	if st.Policy != nil && st.Policy.Version == e.Version() {
+		return st.Policy.Revision, nil
+	}
+	req := &apiv1.ApplyPolicyRequest{GitCommit: gitCommit(ctx, dir)}
+	for _, f := range files {
+		req.Files = append(req.Files, &apiv1.PolicyFile{Name: f.Name, Content: f.Data})
+	}
+	v, err := admin.ApplyPolicy(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	return v.Revision, nil
+}
+
+func printBanner(out *localmesh.Output, mesh *config.Mesh, control string, rev int64, isDemo bool) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n  meshward: mesh %q is up (trust domain %s)\n", mesh.Name, mesh.TrustDomain)
+	fmt.Fprintf(&b, "  control plane  %s   data dir %s\n", control, mesh.DataDirPath())
+	fmt.Fprintf(&b, "  policies       %s (revision %d)\n", mesh.PoliciesDir(), rev)
+	for _, s := range mesh.Services {
+		if s.Expose != "" {
+			fmt.Fprintf(&b, "  %-14s http://%s\n", s.Name, s.Expose)
+		}
+	}
+	if isDemo {
+		fmt.Fprintf(&b, "\n  try:\n")
+		fmt.Fprintf(&b, "    open http://%s                       # the shop: press the buttons\n", exposeOf(mesh, "frontend"))
+		fmt.Fprintf(&b, "    curl http://%s/api/products          # allowed: frontend -> catalog\n", exposeOf(mesh, "frontend"))
+		fmt.Fprintf(&b, "    curl http://%s/api/forbidden         # denied: frontend -> payments (403)\n", exposeOf(mesh, "frontend"))
+		fmt.Fprintf(&b, "    meshward status --data-dir %s\n", mesh.DataDirPath())
+		fmt.Fprintf(&b, "    meshward policy test %s\n", mesh.PoliciesDir())
+	}
+	b.WriteString("\n")
+	out.Printf("%s", b.String())
+}
+
+func exposeOf(mesh *config.Mesh, name string) string {
+	if s, ok := mesh.Service(name); ok && s.Expose != "" {
+		return s.Expose
+	}
+	return "127.0.0.1:8080"
+}
+
+func newDemoAppCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:    "demo-app NAME",
+		Short:  "Run one service of the demo shop (started by meshward up --demo)",
+		Hidden: true,
+		Args:   exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := g.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return demo.Run(cmd.Context(), args[0], log)
 		},
 	}
 }

@@ -1,0 +1,282 @@
+package localmesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/config"
+)
+
+// Config configures a Supervisor.
+type Config struct {
+	Mesh *config.Mesh
+	// Executable is the meshward binary: sidecars run as `Executable proxy`,
+	// and an app command whose first word is "meshward" runs it too.
+	Executable  string
+	ControlAddr string
+	Admin       apiv1.ControlClient
+	Out         *Output
+	// SidecarArgs are extra flags for every sidecar (e.g. --log-format).
+	SidecarArgs []string
+	// OnReady is called once every sidecar is ready and every app started.
+	OnReady func()
+}
+
+// Service is the runtime view of one service: where its sidecar listens.
+type Service struct {
+	Name      string
+	Namespace string
+	App       string // the app's plaintext loopback address
+	Inbound   string // the sidecar's mTLS listener
+	Admin     string // the sidecar's /metrics
+	Socket    string // Workload API socket
+	Expose    string // ingress from outside the mesh, if any
+	Upstreams map[string]string
+}
+
+// Supervisor runs the sidecars and apps of a local mesh.
+type Supervisor struct {
+	cfg      Config
+	services []*Service
+}
+
+// New allocates every port the mesh needs, so they are fixed for the life
+// of the supervisor: a restarted sidecar comes back where its app and its
+// peers expect it.
+func New(cfg Config) (*Supervisor, error) {
+	if cfg.Mesh == nil || cfg.Admin == nil || cfg.Out == nil || cfg.Executable == "" {
+		return nil, errors.New("localmesh: mesh, admin client, output and executable are required")
+	}
+	s := &Supervisor{cfg: cfg}
+	sockets := filepath.Join(cfg.Mesh.DataDirPath(), "sockets")
+	for _, ms := range cfg.Mesh.Services {
+		svc := &Service{
+			Name:      ms.Name,
+			Namespace: ms.Namespace,
+			App:       net.JoinHostPort("127.0.0.1", strconv.Itoa(ms.Port)),
+			Inbound:   ms.Inbound,
+			Expose:    ms.Expose,
+			Socket:    filepath.Join(sockets, ms.Name+".sock"),
+			Upstreams: map[string]string{},
+		}
+		if abs, err := filepath.Abs(svc.Socket); err == nil {
+			svc.Socket = abs
+		}
+		var err error
+		if svc.Inbound == "" {
+			if svc.Inbound, err = freeAddr(); err != nil {
+				return nil, err
+			}
+		}
+		if svc.Admin, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		for _, u := range ms.Upstreams {
+			svc.Upstreams[u.Service] = u.Listen
+		}
+		s.services = append(s.services, svc)
+	}
+	return s, nil
+}
+
+// Services describes the running mesh (for the banner and status).
+func (s *Supervisor) Services() []*Service { return s.services }
+
+// Run starts every sidecar, then every app once its sidecar is ready, and
+// keeps them running until ctx is cancelled; then it stops the apps first,
+// then the sidecars.
+func (s *Supervisor) Run(ctx context.Context) error {
+	appCtx, stopApps := context.WithCancel(context.Background())
+	sideCtx, stopSidecars := context.WithCancel(context.Background())
+	defer stopApps()
+	defer stopSidecars()
+	var apps, sidecars sync.WaitGroup
+
+	for i, svc := range s.services {
+		ms := s.cfg.Mesh.Services[i]
+		sc := &process{
+			name:    svc.Name + "-proxy",
+			prepare: func(ctx context.Context) (*exec.Cmd, error) { return s.sidecarCmd(ctx, svc, ms) },
+			out:     s.cfg.Out.Writer(svc.Name + "-proxy"),
+			notice:  s.notice,
+			started: make(chan struct{}, 1),
+		}
+		sidecars.Add(1)
+		go func() { defer sidecars.Done(); sc.run(sideCtx) }()
+		if svc.Expose != "" {
+			fw, err := listenForward(svc.Expose, svc.App)
+			if err != nil {
+				return fmt.Errorf("%s: expose: %w", svc.Name, err)
+			}
+			sidecars.Add(1)
+			go func() { defer sidecars.Done(); fw.run(sideCtx) }()
+		}
+	}
+	// Apps start once their sidecar is ready, so their first outbound
+	// calls find the upstream listeners.
+	for i, svc := range s.services {
+		ms := s.cfg.Mesh.Services[i]
+		if len(ms.Command) == 0 {
+			continue
+		}
+		if err := waitReady(ctx, svc.Admin); err != nil {
+			s.notice("%s-proxy is not ready (%v); starting %s anyway", svc.Name, err, svc.Name)
+		}
+		app := &process{
+			name:    svc.Name,
+			prepare: func(ctx context.Context) (*exec.Cmd, error) { return s.appCmd(ctx, svc, ms) },
+			out:     s.cfg.Out.Writer(svc.Name),
+			notice:  s.notice,
+			started: make(chan struct{}, 1),
+		}
+		apps.Add(1)
+		go func() { defer apps.Done(); app.run(appCtx) }()
+	}
+	for i, svc := range s.services {
+		if len(s.cfg.Mesh.Services[i].Command) > 0 {
+			if err := waitListening(ctx, svc.App); err != nil {
+				s.notice("%s is not listening on %s yet (%v)", svc.Name, svc.App, err)
+			}
+		}
+	}
+	if s.cfg.OnReady != nil && ctx.Err() == nil {
+		s.cfg.OnReady()
+	}
+	<-ctx.Done()
+	s.notice("stopping apps")
+	stopApps()
+	apps.Wait()
+	s.notice("stopping sidecars")
+	stopSidecars()
+	sidecars.Wait()
+	return nil
+}
+
+func (s *Supervisor) notice(format string, args ...any) {
+	s.cfg.Out.Printf("meshward | "+format+"\n", args...)
+}
+
+func (s *Supervisor) sidecarCmd(ctx context.Context, svc *Service, ms config.Service) (*exec.Cmd, error) {
+	// A fresh single-use token for every start: a restarted sidecar has
+	// lost its in-memory key and must bootstrap again.
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tok, err := s.cfg.Admin.CreateToken(tctx, &apiv1.CreateTokenRequest{Service: svc.Name, Namespace: svc.Namespace, TtlSeconds: 300})
+	if err != nil {
+		return nil, fmt.Errorf("mint join token: %w", err)
+	}
+	args := []string{"proxy",
+		"--service", svc.Name, "--namespace", svc.Namespace,
+		"--control", s.cfg.ControlAddr, "--trust-domain", s.cfg.Mesh.TrustDomain,
+		"--inbound", svc.Inbound, "--app", svc.App, "--protocol", ms.Protocol,
+		"--admin", svc.Admin, "--workload-api", svc.Socket,
+	}
+	names := make([]string, 0, len(svc.Upstreams))
+	for n := range svc.Upstreams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		proto := "http"
+		if up, ok := s.cfg.Mesh.Service(n); ok {
+			proto = up.Protocol
+		}
+		args = append(args, "--upstream", n+"="+svc.Upstreams[n]+"/"+proto)
+	}
+	args = append(args, s.cfg.SidecarArgs...)
+	cmd := exec.CommandContext(ctx, s.cfg.Executable, args...)
+	cmd.Env = append(os.Environ(), "MESHWARD_TOKEN="+tok.Token)
+	return cmd, nil
+}
+
+// appCmd builds the app's command with MESHWARD_* variables that tell it
+// its ports (see docs/configuration.md).
+func (s *Supervisor) appCmd(ctx context.Context, svc *Service, ms config.Service) (*exec.Cmd, error) {
+	argv := append([]string(nil), ms.Command...)
+	if argv[0] == "meshward" {
+		argv[0] = s.cfg.Executable
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...) //nolint:gosec // the user's mesh.yaml names the command
+	if s.cfg.Mesh.File != "" {
+		cmd.Dir = filepath.Dir(s.cfg.Mesh.File)
+	}
+	env := append(os.Environ(),
+		"MESHWARD_SERVICE="+svc.Name,
+		"MESHWARD_NAMESPACE="+svc.Namespace,
+		"MESHWARD_TRUST_DOMAIN="+s.cfg.Mesh.TrustDomain,
+		"MESHWARD_PORT="+strconv.Itoa(ms.Port),
+		"MESHWARD_LISTEN="+svc.App,
+		"SPIFFE_ENDPOINT_SOCKET=unix://"+svc.Socket,
+	)
+	for name, addr := range svc.Upstreams {
+		env = append(env, "MESHWARD_UPSTREAM_"+EnvName(name)+"="+addr)
+	}
+	for k, v := range ms.Env {
+		env = append(env, k+"="+v)
+	}
+	cmd.Env = env
+	return cmd, nil
+}
+
+// EnvName turns a service name into the suffix of its MESHWARD_UPSTREAM_
+// variable: upper case, dashes as underscores.
+func EnvName(service string) string {
+	return strings.ReplaceAll(strings.ToUpper(service), "-", "_")
+}
+
+// waitReady polls the sidecar's /readyz (it holds a valid SVID), bounded.
+func waitReady(ctx context.Context, admin string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c := &http.Client{Timeout: time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/readyz", nil)
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// waitListening waits, bounded, until something accepts on addr.
+func waitListening(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return c.Close()
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free just now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
