@@ -88,7 +88,7 @@ func newMesh(t *testing.T, o meshOpts) *mesh {
 	m.front, err = New(Config{
 		Service: "frontend", Namespace: "default", TrustDomain: tdom,
 		SVID: m.frontSrc, Bundle: m.frontSrc,
-		Upstreams: []Upstream{{Service: "catalog", Listen: "127.0.0.1:0", Protocol: upstreamProto(o.appProto)}},
+		Upstreams:     []Upstream{{Service: "catalog", Listen: "127.0.0.1:0", Protocol: upstreamProto(o.appProto)}},
 		HTTPProxyAddr: "127.0.0.1:0",
 		Limits:        o.limits, Timeouts: o.timeouts, Registerer: m.frontReg,
 	})
@@ -249,7 +249,6 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[str
 	return sum
 }
 
-
 func h2Client(cfg *tls.Config) *http.Client {
 	return &http.Client{Timeout: testTimeout, Transport: &http2.Transport{TLSClientConfig: cfg}}
 }
@@ -278,3 +277,28 @@ func h2cClient() *http.Client {
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	return &http.Client{Timeout: testTimeout, Transport: tr}
 }
+
+func tlsDial(ctx context.Context, addr string, cfg *tls.Config) (*tls.Conn, error) {
+	d := &tls.Dialer{Config: cfg}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*tls.Conn)
+	// TLS 1.3: the server's verdict on our certificate arrives after the
+	// client finished; one read surfaces a refusal.
+	_ = tc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := tc.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+		tc.Close()
+		return nil, err
+	}
+	_ = tc.SetReadDeadline(time.Time{})
+	return tc, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func dialTCP(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }

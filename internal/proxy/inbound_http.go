@@ -49,8 +49,8 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if r.ProtoMajor == 1 && ci.guard != nil && ci.guard.conflict() {
 		decision, rule = "deny", "request-smuggling"
-		w.Header().Set("Connection", "close")
-		httpError(sw, http.StatusBadRequest, "meshward: conflicting Content-Length and Transfer-Encoding")
+		sw.code = http.StatusBadRequest
+		refuseSmuggling(w)
 		return
 	}
 	if p.isBanned(ci.peer) {
@@ -206,3 +206,20 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 func (bufPool) Get() []byte  { return *(copyBufs.Get().(*[]byte)) }
 func (bufPool) Put(b []byte) { copyBufs.Put(&b) }
+
+// refuseSmuggling answers 400 and closes the connection at once, without
+// reading the rest of a body whose framing cannot be trusted.
+func refuseSmuggling(w http.ResponseWriter) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		w.Header().Set("Connection", "close")
+		httpError(w, http.StatusBadRequest, smugglingMsg)
+		return
+	}
+	defer conn.Close()
+	_, _ = brw.WriteString("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+		strconv.Itoa(len(smugglingMsg)+1) + "\r\n\r\n" + smugglingMsg + "\n")
+	_ = brw.Flush()
+}
+
+const smugglingMsg = "meshward: conflicting Content-Length and Transfer-Encoding"

@@ -123,8 +123,7 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.now()
 	if r.ProtoMajor == 1 {
 		if g, _ := r.Context().Value(guardKey{}).(*guardConn); g != nil && g.conflict() {
-			w.Header().Set("Connection", "close")
-			httpError(w, http.StatusBadRequest, "meshward: conflicting Content-Length and Transfer-Encoding")
+			refuseSmuggling(w)
 			p.m.requests.WithLabelValues(p.self.String(), "", "http1", "400", "deny").Inc()
 			return
 		}
@@ -202,9 +201,13 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	upgrade := req.Header.Get("Upgrade") != ""
 	var skip *endpoint
+	var lastErr error
 	for attempt := 0; ; attempt++ {
 		ep := u.eps.Load().pick(rt.p.now(), skip)
 		if ep == nil {
+			if lastErr != nil {
+				return nil, lastErr
+			}
 			return nil, errNoEndpoints
 		}
 		res, err := rt.send(u, ep, req, upgrade)
@@ -220,7 +223,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if attempt > 0 || !retryable(req) {
 			return nil, err
 		}
-		skip = ep
+		skip, lastErr = ep, err
 	}
 }
 
