@@ -83,7 +83,7 @@ var sarifSchema = map[string]def{
 	}},
 	"result": {props: map[string]prop{
 		"ruleId": {typ: "string"}, "ruleIndex": {typ: "integer", min: minv(-1)}, "rule": {typ: "object"},
-		"kind": {typ: "string", enum: []string{"notApplicable", "pass", "fail", "review", "open", "informational"}},
+		"kind":  {typ: "string", enum: []string{"notApplicable", "pass", "fail", "review", "open", "informational"}},
 		"level": {typ: "string", enum: levels}, "message": {typ: "object", ref: "message"},
 		"analysisTarget": {typ: "object"}, "locations": {typ: "array", ref: "location"}, "guid": {typ: "string"},
 		"correlationGuid": {typ: "string"}, "occurrenceCount": {typ: "integer", min: minv(1)},

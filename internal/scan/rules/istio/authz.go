@@ -139,8 +139,12 @@ func denyOnIdentity(r any) bool {
 // selected lists the known workloads a policy applies to.
 func (s *state) selected(a *authzPolicy) []*scan.Workload {
 	var out []*scan.Workload
-	for _, w := range s.m.Workloads() {
-		if s.workloadInMesh(w) != no && s.selects(a, w) {
+	candidates := s.m.WorkloadsIn(a.obj.Namespace)
+	if a.obj.Namespace == s.root {
+		candidates = s.m.Workloads()
+	}
+	for _, w := range candidates {
+		if s.selects(a, w) && s.workloadInMesh(w) != no {
 			out = append(out, w)
 		}
 	}
@@ -157,7 +161,11 @@ func (s *state) coverage() *coverage {
 	return s.m.Memo("istio.authz", func() any {
 		c := &coverage{enforced: map[*scan.Workload]bool{}, dryRun: map[*scan.Workload][]*authzPolicy{}}
 		for _, w := range s.m.Workloads() {
-			for _, a := range s.aps {
+			aps := s.apsByNS[w.Object.Namespace]
+			if w.Object.Namespace != s.root {
+				aps = append(aps[:len(aps):len(aps)], s.apsByNS[s.root]...)
+			}
+			for _, a := range aps {
 				if !s.selects(a, w) {
 					continue
 				}

@@ -40,6 +40,8 @@ type state struct {
 	aps     []*authzPolicy
 	nsNames map[string]bool
 	ambient map[string]bool
+	apsByNS map[string][]*authzPolicy
+	inMesh  map[*scan.Workload]tri
 }
 
 type peerAuth struct {
@@ -72,7 +74,8 @@ func isIstioAPI(api string) bool {
 }
 
 func build(m *scan.Model) *state {
-	s := &state{m: m, root: defaultRoot, mesh: map[string]any{}, ns: map[string]tri{}, nsNames: map[string]bool{}, ambient: map[string]bool{}}
+	s := &state{m: m, root: defaultRoot, mesh: map[string]any{}, ns: map[string]tri{}, nsNames: map[string]bool{}, ambient: map[string]bool{},
+		apsByNS: map[string][]*authzPolicy{}, inMesh: map[*scan.Workload]tri{}}
 	for _, n := range m.NamespaceNames() {
 		s.nsNames[n] = true
 	}
@@ -135,6 +138,7 @@ func build(m *scan.Model) *state {
 			a.targetRefs = append(a.targetRefs, t)
 		}
 		s.aps = append(s.aps, a)
+		s.apsByNS[o.Namespace] = append(s.apsByNS[o.Namespace], a)
 	}
 	return s
 }
@@ -212,6 +216,15 @@ func (s *state) namespaceInjectionOn(n string) bool {
 
 // workloadInMesh reports whether w runs with a proxy (or in ambient).
 func (s *state) workloadInMesh(w *scan.Workload) tri {
+	if v, ok := s.inMesh[w]; ok {
+		return v
+	}
+	v := s.computeInMesh(w)
+	s.inMesh[w] = v
+	return v
+}
+
+func (s *state) computeInMesh(w *scan.Workload) tri {
 	if workloadOptsOut(w) {
 		return no
 	}
