@@ -67,7 +67,7 @@ func (p *prober) run(ctx context.Context) (*Result, error) {
 	best := uint16(0)
 	var chain [][]byte
 	for _, v := range tlsVersions {
-		o, err := p.handshake(ctx, attempt{version: v.id})
+		o, err := p.handshake(ctx, attempt{version: v.id, suites: allSuiteIDs()})
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +78,7 @@ func (p *prober) run(ctx context.Context) (*Result, error) {
 		case o.serverCert:
 			ver.Detail = "server sent its certificate, then: " + describeErr(o.err)
 		default:
-			ver.Detail = "refused: " + describeErr(o.err)
+			ver.Detail = describeErr(o.err)
 		}
 		if o.requested {
 			res.ClientCertRequested = true
@@ -147,6 +147,16 @@ func (p *prober) suites(ctx context.Context, version uint16) ([]CipherSuite, err
 	return out, nil
 }
 
+// allSuiteIDs offers every suite, so a version is not refused for want of a
+// (weak) suite the defaults leave out.
+func allSuiteIDs() []uint16 {
+	var ids []uint16
+	for _, s := range allSuites() {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
 func supports(s *tls.CipherSuite, v uint16) bool {
 	for _, x := range s.SupportedVersions {
 		if x == v {
@@ -159,7 +169,7 @@ func supports(s *tls.CipherSuite, v uint16) bool {
 // clientAuth completes a handshake at version presenting cert (none if nil)
 // and sends a request, to see whether the server lets that client in.
 func (p *prober) clientAuth(ctx context.Context, version uint16, cert *tls.Certificate) (Check, error) {
-	o, err := p.handshake(ctx, attempt{version: version, cert: cert, session: true})
+	o, err := p.handshake(ctx, attempt{version: version, suites: allSuiteIDs(), cert: cert, session: true})
 	if err != nil {
 		return Check{}, err
 	}

@@ -2,6 +2,8 @@ package probe
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"strings"
 	"testing"
@@ -204,5 +206,47 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Run() = nil error, want the validation error")
 			}
 		})
+	}
+}
+
+// A Go server told to use only 3DES over TLS 1.0-1.2 with an RSA key: the
+// probe finds the suite one at a time and rates it high.
+func TestRunLegacyGoServer(t *testing.T) {
+	t.Parallel()
+	ca := testpki.NewCA(t, "legacy.test")
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := ca.TLSCert(t, testpki.Leaf{Key: key})
+	target := startTLSServer(t, &tls.Config{
+		MinVersion:   tls.VersionTLS10,
+		MaxVersion:   tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA},
+		Certificates: []tls.Certificate{cert},
+	})
+	res := runProbe(t, Config{Target: target})
+	for _, v := range res.Versions {
+		var names []string
+		for _, s := range v.Suites {
+			names = append(names, s.Name)
+		}
+		want := []string{"TLS_RSA_WITH_3DES_EDE_CBC_SHA"}
+		if v.Name == "TLS 1.3" {
+			want = nil
+		}
+		if diff := cmp.Diff(want, names); diff != "" {
+			t.Errorf("%s suites (-want +got):\n%s", v.Name, diff)
+		}
+	}
+	want := []ruleSev{
+		{RuleNoClientCert, "mtls-permissive", scan.SeverityHigh},
+		{RuleLegacyVersion, "tls-legacy-version", scan.SeverityHigh},
+		{RuleWeakCipher, "tls-weak-cipher", scan.SeverityHigh},
+		{RuleNoTLS13, "tls13-missing", scan.SeverityLow},
+		{RuleNoSPIFFEID, "spiffe-id-missing", scan.SeverityInfo},
+	}
+	if diff := cmp.Diff(want, ruleSevs(Evaluate(res))); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
 	}
 }

@@ -95,12 +95,12 @@ func (e *evaluator) clientAuth() {
 	if !r.NoClientCert.Accepted {
 		return
 	}
-	what := "does not ask for a client certificate"
+	what := "it never asks for one"
 	if r.ClientCertRequested {
-		what = "asks for a client certificate but does not require one"
+		what = "it asks for one but does not require it (" + r.NoClientCert.Detail + ")"
 	}
 	e.add(RuleNoClientCert, "mtls-permissive", scan.SeverityHigh,
-		fmt.Sprintf("%s completes TLS with a client that has no certificate: it %s (%s), so callers are not authenticated", r.Target, what, r.NoClientCert.Detail),
+		fmt.Sprintf("%s completes TLS with a client that has no certificate: %s, so callers are not authenticated", r.Target, what),
 		"Require and verify a client certificate from the mesh's trust bundle (tls.RequireAndVerifyClientCert; mTLS STRICT in the mesh).")
 }
 

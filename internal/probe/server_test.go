@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -120,6 +121,7 @@ func startTLSNoClientAuth(t *testing.T, ca *testpki.CA) Target {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "hello\n")
 	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshake errors are the point
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.TLSCert(t, testpki.Leaf{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
