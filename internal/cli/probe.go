@@ -25,7 +25,7 @@ type probeOptions struct {
 	clientCert string
 	clientKey  string
 
-	now func() time.Time // evaluation time; time.Now when nil (tests fix it)
+	now string // evaluation time (RFC 3339), hidden, for tests and replays; now when empty
 	g   *globalOptions
 }
 
@@ -60,11 +60,13 @@ finding reaches --fail-on, 2 for usage errors. See docs/probe.md for the rules.`
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
-	f.StringVar(&o.failOn, "fail-on", "low", "exit 1 when a finding is at least this severe: info, low, medium, high, critical or none")
+	f.StringVar(&o.failOn, "fail-on", "info", "exit 1 when a finding is at or above this severity (critical, high, medium, low, info) or never (none)")
 	f.DurationVar(&o.timeout, "timeout", probe.DefaultTimeout, "bound on each connect, handshake and read")
 	f.StringVar(&o.bundle, "bundle", "", "PEM file of trust anchors the presented chain must verify against")
 	f.StringVar(&o.clientCert, "client-cert", "", "PEM certificate chain (e.g. an X.509-SVID) to present in an extra handshake")
 	f.StringVar(&o.clientKey, "client-key", "", "PEM private key for --client-cert")
+	f.StringVar(&o.now, "now", "", "evaluation time for certificate checks (RFC 3339)")
+	_ = f.MarkHidden("now")
 	return cmd
 }
 
@@ -88,7 +90,7 @@ func (o *probeOptions) validate() (probeInputs, error) {
 	if o.failOn == "none" {
 		in.never = true
 	} else if in.threshold, err = scan.ParseSeverity(o.failOn); err != nil {
-		return in, usageErrf("--fail-on: %v", err)
+		return in, usageErrf("--fail-on: %v (or none)", err)
 	}
 	if o.timeout <= 0 || o.timeout > 5*time.Minute {
 		return in, usageErrf("--timeout: %s is out of range (more than 0, at most 5m)", o.timeout)
@@ -115,7 +117,13 @@ func (o *probeOptions) validate() (probeInputs, error) {
 		}
 		in.cfg.ClientCert = &pair
 	}
-	in.cfg.Now = o.now
+	if o.now != "" {
+		at, err := time.Parse(time.RFC3339, o.now)
+		if err != nil {
+			return in, usageErrf("--now: %q is not an RFC 3339 time", o.now)
+		}
+		in.cfg.Now = func() time.Time { return at }
+	}
 	return in, nil
 }
 
