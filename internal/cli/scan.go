@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"meshward.dev/meshward/internal/scan"
+	"meshward.dev/meshward/internal/scan/cluster"
 	"meshward.dev/meshward/internal/scan/manifest"
 	"meshward.dev/meshward/internal/scan/report"
 	"meshward.dev/meshward/internal/scan/rules"
@@ -27,6 +29,7 @@ type scanOptions struct {
 	color      bool
 	progress   bool
 	stdin      io.Reader
+	log        *slog.Logger
 }
 
 func (o *scanOptions) validate() error {
@@ -50,7 +53,7 @@ func (o *scanOptions) validate() error {
 	return nil
 }
 
-func newScanCmd(_ *globalOptions) *cobra.Command {
+func newScanCmd(g *globalOptions) *cobra.Command {
 	o := &scanOptions{}
 	cmd := &cobra.Command{
 		Use:   "scan PATH...",
@@ -80,6 +83,11 @@ is, 2 on a usage or input error.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
+			log, err := g.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			o.log = log
 			return runScan(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -130,7 +138,7 @@ func runScan(ctx context.Context, o *scanOptions, stdout, stderr io.Writer) erro
 		}
 	}
 	if o.kubeconfig != "" || o.context != "" {
-		live, err := loadCluster(ctx, o.kubeconfig, o.context)
+		live, err := loadCluster(ctx, o.kubeconfig, o.context, o.log)
 		if err != nil {
 			return err
 		}
@@ -174,9 +182,18 @@ func runScan(ctx context.Context, o *scanOptions, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// loadCluster is replaced when the live-cluster reader lands.
-var loadCluster = func(_ context.Context, _, _ string) ([]*scan.Object, error) {
-	return nil, usageErrf("--kubeconfig/--context: live cluster scanning is not built into this binary")
+// loadCluster reads a live cluster, read-only. Configuration problems
+// (no kubeconfig, unknown context) are usage errors.
+func loadCluster(ctx context.Context, kubeconfig, kubeContext string, log *slog.Logger) ([]*scan.Object, error) {
+	r, err := cluster.New(kubeconfig, kubeContext, log)
+	if err != nil {
+		return nil, usageErrf("--kubeconfig/--context: %v", err)
+	}
+	objs, err := r.Read(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read cluster: %w", err)
+	}
+	return objs, nil
 }
 
 type scanRulesOptions struct {

@@ -49,6 +49,7 @@ func TestScanExitCodes(t *testing.T) {
 		{"no path", "", []string{"scan"}, 2, ""},
 		{"missing path", "", []string{"scan", "does/not/exist"}, 2, ""},
 		{"bad YAML names file and line", "kind: [\n", []string{"scan", "-"}, 2, ""},
+		{"unusable kubeconfig", "", []string{"scan", "--kubeconfig", "testdata-missing-kubeconfig"}, 2, ""},
 		{"rules", "", []string{"scan", "rules"}, 0, "MW-ISTIO-001"},
 		{"rules json", "", []string{"scan", "rules", "-o", "json"}, 0, `"category": "mtls-permissive"`},
 	}

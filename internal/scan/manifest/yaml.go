@@ -264,6 +264,12 @@ func baseName(file string) string {
 	return filepath.Base(file)
 }
 
+// FromMap builds an object from a decoded Kubernetes document (as a live
+// cluster returns it), with no line information.
+func FromMap(file string, body map[string]any) (*scan.Object, error) {
+	return kubeObject(file, body, nil, 0)
+}
+
 func kubeObject(file string, body map[string]any, lines map[string]int, line int) (*scan.Object, error) {
 	bad := func(field, format string, args ...any) error {
 		l := line
