@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,6 +249,41 @@ func TestRunLegacyGoServer(t *testing.T) {
 		{RuleNoTLS13, "tls13-missing", scan.SeverityLow},
 		{RuleNoSPIFFEID, "spiffe-id-missing", scan.SeverityInfo},
 	}
+	if diff := cmp.Diff(want, ruleSevs(Evaluate(res))); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+}
+
+// A plaintext TCP service that greets first (like SMTP or Redis): the HTTP
+// check sees no HTTP, but the raw check sees plaintext answers.
+func TestRunPlaintextBanner(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "+OK ready\r\n")
+			_ = c.Close()
+		}
+	}()
+	res := runProbe(t, Config{Target: targetOf(t, ln.Addr().String())})
+	if res.PlaintextHTTP.Accepted {
+		t.Errorf("plaintext HTTP = %+v, want refused (the answer is not HTTP)", res.PlaintextHTTP)
+	}
+	if !res.PlaintextRaw.Accepted || !strings.Contains(res.PlaintextRaw.Detail, "11 bytes of plaintext") {
+		t.Errorf("plaintext bytes = %+v, want accepted with the 11-byte banner", res.PlaintextRaw)
+	}
+	want := []ruleSev{{RulePlaintext, "mtls-disabled", scan.SeverityCritical}}
 	if diff := cmp.Diff(want, ruleSevs(Evaluate(res))); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
