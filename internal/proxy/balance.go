@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -12,6 +14,8 @@ type endpoint struct {
 	addr         string
 	inflight     atomic.Int64
 	ejectedUntil atomic.Int64 // unix nanoseconds; 0 = healthy
+	rr           atomic.Uint32
+	hosts        [poolConns]string
 }
 
 func (e *endpoint) healthy(now time.Time) bool {
@@ -21,6 +25,39 @@ func (e *endpoint) healthy(now time.Time) bool {
 
 func (e *endpoint) eject(now time.Time, d time.Duration) {
 	e.ejectedUntil.Store(now.Add(d).UnixNano())
+}
+
+// poolConns is how many HTTP/2 connections each endpoint is spread over.
+// One connection serializes every stream through one TLS writer and one
+// reader goroutine on each side; a few let both cores work.
+const poolConns = 4
+
+// poolHost is the URL host for a request to e: "p<k>.<addr>", so the HTTP/2
+// transport (which pools by host) keeps poolConns connections per endpoint;
+// poolAddr maps it back to the address to dial.
+func (e *endpoint) poolHost(upgrade bool) string {
+	if upgrade {
+		return e.addr
+	}
+	k := e.rr.Add(1) % poolConns
+	return e.hosts[k]
+}
+
+func newEndpoint(addr string) *endpoint {
+	e := &endpoint{addr: addr}
+	for k := range e.hosts {
+		e.hosts[k] = "p" + strconv.Itoa(k) + "." + addr
+	}
+	return e
+}
+
+func poolAddr(host string) string {
+	if len(host) > 3 && host[0] == 'p' {
+		if i := strings.IndexByte(host, '.'); i > 1 {
+			return host[i+1:]
+		}
+	}
+	return host
 }
 
 // endpointSet is immutable once stored.

@@ -230,7 +230,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 func (rt roundTripper) send(u *upstream, ep *endpoint, req *http.Request, upgrade bool) (*http.Response, error) {
 	out := *req // shallow copy: only the URL changes per attempt
 	url := *req.URL
-	url.Host = ep.addr
+	url.Host = ep.poolHost(upgrade)
 	out.URL = &url
 	ep.inflight.Add(1)
 	if upgrade {

@@ -61,7 +61,7 @@ func (p *Proxy) ensureUpstream(service, ns string, proto Protocol) (*upstream, e
 	u.tcp = clientCfg(mtls.ALPNTCP)
 	u.h2 = &http2.Transport{
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return u.dialTLS(ctx, network, addr, h2cfg)
+			return u.dialTLS(ctx, network, poolAddr(addr), h2cfg)
 		},
 		ReadIdleTimeout:    30 * time.Second,
 		PingTimeout:        10 * time.Second,
@@ -125,7 +125,7 @@ func (u *upstream) setEndpoints(addrs []string) {
 			set.eps = append(set.eps, e)
 			continue
 		}
-		set.eps = append(set.eps, &endpoint{addr: a})
+		set.eps = append(set.eps, newEndpoint(a))
 	}
 	u.eps.Store(set)
 }

@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# bench/dataplane.sh: the same HTTP/1.1 load, on loopback, against
+#   direct (no proxy), a meshward sidecar pair, an nginx mTLS pair and an
+#   HAProxy mTLS pair (ghostunnel: not in the Go module proxy here, skipped).
+# Each pair is: client -> A (plaintext, 127.0.0.1) -> mTLS TLS1.3 -> B -> app.
+# Measures: p50/p90/p99 at a fixed 1,000 rps over 16 connections (fortio),
+# max rps with keep-alive (16 connections), new client connections/s
+# (keep-alive off), full mTLS handshakes/s against B (one request each),
+# and peak RSS / CPU seconds of each pair. Each measurement runs ROUNDS
+# times (default 3) and the median is printed. Bounded: ~4 minutes.
+#
+# Needs: go, nginx, haproxy (apt), python3. fortio is built into a temp
+# GOBIN from the Go module proxy (v1.66.5; newer ones need a module the
+# proxy refuses).
+#
+#   bash bench/dataplane.sh            # full run
+#   ROUNDS=1 DUR=3s bash bench/dataplane.sh   # quick smoke run
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DUR=${DUR:-5s}
+HS_DUR=${HS_DUR:-3s}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/meshward-bench.XXXXXX)
+BIN=${BENCH_BIN:-$WORK/bin}
+mkdir -p "$BIN" "$WORK/certs" "$WORK/logs"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null || { echo "missing $1 (apt-get install $2)" >&2; exit 2; }; }
+need nginx nginx; need haproxy haproxy; need python3 python3
+
+echo "building helpers into $BIN ..." >&2
+(cd "$ROOT" && go build -o "$BIN/dataplane" ./bench/dataplane)
+if [[ ! -x "$BIN/fortio" ]]; then
+  GOBIN="$BIN" GOFLAGS=-mod=mod go install fortio.org/fortio@v1.66.5
+fi
+FORTIO="$BIN/fortio"
+"$BIN/dataplane" gencerts "$WORK/certs"
+C=$WORK/certs
+
+APP=127.0.0.1:18080
+MW_A=127.0.0.1:18101 MW_B=127.0.0.1:18102
+NG_A=127.0.0.1:18201 NG_B=127.0.0.1:18202
+HA_A=127.0.0.1:18301 HA_B=127.0.0.1:18302
+
+start() { # name cmd... ; records pid in PID_<name>
+  local name=$1; shift
+  "$@" >"$WORK/logs/$name.log" 2>&1 &
+  PIDS+=($!)
+  printf -v "PID_$name" '%s' "$!"
+}
+
+start app "$BIN/dataplane" app "$APP"
+start mwB "$BIN/dataplane" sidecar -certs "$C" -service catalog -inbound "$MW_B" -app "$APP"
+start mwA "$BIN/dataplane" sidecar -certs "$C" -service frontend -listen "$MW_A" -endpoint "$MW_B"
+
+# nginx pair: A originates TLS 1.3 mTLS and verifies the server name
+# "catalog"; B requires a client certificate from the CA.
+cat >"$WORK/nginx.conf" <<NGX
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/logs/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server $APP; keepalive 64; }
+  upstream mtls { server $NG_B; keepalive 64; }
+  server {
+    listen $NG_A;
+    location / {
+      proxy_pass https://mtls;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_ssl_certificate $C/frontend.pem;
+      proxy_ssl_certificate_key $C/frontend-key.pem;
+      proxy_ssl_trusted_certificate $C/ca.pem;
+      proxy_ssl_verify on;
+      proxy_ssl_name catalog;
+      proxy_ssl_server_name on;
+      proxy_ssl_protocols TLSv1.3;
+      proxy_ssl_session_reuse on;
+    }
+  }
+  server {
+    listen $NG_B ssl;
+    ssl_protocols TLSv1.3;
+    ssl_certificate $C/catalog.pem;
+    ssl_certificate_key $C/catalog-key.pem;
+    ssl_client_certificate $C/ca.pem;
+    ssl_verify_client on;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGX
+start nginx nginx -e "$WORK/logs/nginx-error.log" -c "$WORK/nginx.conf" -g 'daemon off;'
+
+cat >"$WORK/haproxy.cfg" <<HAP
+global
+  log stdout format raw local0 err
+  ssl-default-bind-options ssl-min-ver TLSv1.3
+  ssl-default-server-options ssl-min-ver TLSv1.3
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fa
+  bind $HA_A
+  default_backend mtls
+backend mtls
+  server b $HA_B ssl crt $C/frontend-bundle.pem ca-file $C/ca.pem verify required sni str(catalog) verifyhost catalog
+frontend fb
+  bind $HA_B ssl crt $C/catalog-bundle.pem ca-file $C/ca.pem verify required
+  default_backend app
+backend app
+  server a $APP
+HAP
+start haproxy haproxy -db -f "$WORK/haproxy.cfg"
+
+# Wait until every path answers.
+for url in "http://$APP/" "http://$MW_A/" "http://$NG_A/" "http://$HA_A/"; do
+  for i in $(seq 1 100); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then break; fi
+    [[ $i == 100 ]] && { echo "no answer from $url" >&2; tail -n 20 "$WORK"/logs/*.log >&2; exit 1; }
+    sleep 0.1
+  done
+done
+
+# tree_pids PID: the pid and its descendants (nginx/haproxy workers).
+tree_pids() { local p=$1; echo "$p"; for c in $(pgrep -P "$p" 2>/dev/null); do tree_pids "$c"; done; }
+rss_kb() { local s=0; for p in "$@"; do for q in $(tree_pids "$p"); do s=$((s + $(awk '/VmRSS/{print $2}' /proc/$q/status 2>/dev/null || echo 0))); done; done; echo $s; }
+hwm_kb() { local s=0; for p in "$@"; do for q in $(tree_pids "$p"); do s=$((s + $(awk '/VmHWM/{print $2}' /proc/$q/status 2>/dev/null || echo 0))); done; done; echo $s; }
+cpu_s() { local t=0; for p in "$@"; do for q in $(tree_pids "$p"); do t=$((t + $(awk '{print $14+$15}' /proc/$q/stat 2>/dev/null || echo 0))); done; done; python3 -c "print($t/$(getconf CLK_TCK))"; }
+
+declare -A IDLE CPU0
+IDLE[meshward]=$(rss_kb "$PID_mwA" "$PID_mwB"); CPU0[meshward]=$(cpu_s "$PID_mwA" "$PID_mwB")
+IDLE[nginx]=$(rss_kb "$PID_nginx");             CPU0[nginx]=$(cpu_s "$PID_nginx")
+IDLE[haproxy]=$(rss_kb "$PID_haproxy");         CPU0[haproxy]=$(cpu_s "$PID_haproxy")
+
+fortio_json() { # url out.json extra-args...
+  local url=$1 out=$2; shift 2
+  "$FORTIO" load -quiet -c 16 -t "$DUR" -json "$out" "$@" "$url" >/dev/null 2>&1 || true
+}
+RES=$WORK/results.tsv
+: >"$RES"
+targets=(direct meshward nginx haproxy)
+declare -A URL=([direct]="http://$APP/" [meshward]="http://$MW_A/" [nginx]="http://$NG_A/" [haproxy]="http://$HA_A/")
+declare -A INB=([meshward]="$MW_B" [nginx]="$NG_B" [haproxy]="$HA_B")
+for r in $(seq 1 "$ROUNDS"); do
+  for t in "${targets[@]}"; do
+    echo "round $r/$ROUNDS: $t" >&2
+    fortio_json "${URL[$t]}" "$WORK/lat.json" -qps 1000
+    fortio_json "${URL[$t]}" "$WORK/max.json" -qps 0
+    fortio_json "${URL[$t]}" "$WORK/new.json" -qps 0 -keepalive=false
+    hs="-"
+    if [[ $t != direct ]]; then
+      hs=$("$BIN/dataplane" handshakes -certs "$C" -addr "${INB[$t]}" -c 8 -t "$HS_DUR" | awk '{print $1}')
+    fi
+    python3 - "$t" "$WORK/lat.json" "$WORK/max.json" "$WORK/new.json" "$hs" >>"$RES" <<'PY'
+import json, sys
+t, lat, mx, new, hs = sys.argv[1:]
+def load(p):
+    try:
+        return json.load(open(p))
+    except Exception:
+        return {}
+L, M, N = load(lat), load(mx), load(new)
+pct = {p["Percentile"]: p["Value"] * 1000 for p in L.get("DurationHistogram", {}).get("Percentiles", [])}
+def ok(d):
+    c = d.get("RetCodes", {}) or {}
+    return sum(v for k, v in c.items() if str(k) == "200"), sum(c.values())
+errs = sum(b - a for a, b in (ok(L), ok(M), ok(N)))
+print("\t".join(str(x) for x in [t, pct.get(50, 0), pct.get(90, 0), pct.get(99, 0),
+      M.get("ActualQPS", 0), N.get("ActualQPS", 0), hs, errs]))
+PY
+  done
+done
+
+declare -A PEAK CPU
+PEAK[meshward]=$(hwm_kb "$PID_mwA" "$PID_mwB"); CPU[meshward]=$(python3 -c "print($(cpu_s "$PID_mwA" "$PID_mwB")-${CPU0[meshward]})")
+PEAK[nginx]=$(hwm_kb "$PID_nginx");             CPU[nginx]=$(python3 -c "print($(cpu_s "$PID_nginx")-${CPU0[nginx]})")
+PEAK[haproxy]=$(hwm_kb "$PID_haproxy");         CPU[haproxy]=$(python3 -c "print($(cpu_s "$PID_haproxy")-${CPU0[haproxy]})")
+MW_SIDECAR_IDLE=$(rss_kb "$PID_mwA"); MW_SIDECAR_PEAK=$(hwm_kb "$PID_mwA")
+MW_B_PEAK=$(hwm_kb "$PID_mwB")
+
+python3 - "$RES" <<PY
+import sys, statistics as st, collections
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    f = line.rstrip("\n").split("\t")
+    rows[f[0]].append(f[1:])
+def med(t, i):
+    vals = [float(r[i]) for r in rows[t] if r[i] not in ("-", "")]
+    return st.median(vals) if vals else None
+idle = {"meshward": ${IDLE[meshward]}, "nginx": ${IDLE[nginx]}, "haproxy": ${IDLE[haproxy]}}
+peak = {"meshward": ${PEAK[meshward]}, "nginx": ${PEAK[nginx]}, "haproxy": ${PEAK[haproxy]}}
+cpu = {"meshward": ${CPU[meshward]}, "nginx": ${CPU[nginx]}, "haproxy": ${CPU[haproxy]}}
+d = {k: med("direct", i) for k, i in (("p50", 0), ("p90", 1), ("p99", 2), ("max", 3), ("new", 4))}
+n = {k: med("nginx", i) for k, i in (("p50", 0), ("p90", 1), ("p99", 2), ("max", 3), ("new", 4), ("hs", 5))}
+def r(a, b):
+    return f"{a/b:.2f}x" if a is not None and b else "-"
+print(f"rounds: ${ROUNDS}, duration per load: ${DUR}, medians; latency at 1000 rps / 16 conns; ms")
+hdr = ["target", "p50", "p90", "p99", "+p99 vs direct", "max rps", "rps/direct", "rps/nginx",
+       "new conn/s", "mTLS hs/s", "hs/nginx", "idle RSS MB (pair)", "peak RSS MB (pair)", "CPU s (pair)", "errors"]
+print("| " + " | ".join(hdr) + " |")
+print("|" + "---|" * len(hdr))
+for t in ["direct", "meshward", "nginx", "haproxy"]:
+    p50, p90, p99, mx, new, hs = (med(t, i) for i in range(6))
+    errs = sum(int(float(x[6])) for x in rows[t])
+    add = f"{p99 - d['p99']:.3f}" if t != "direct" else "-"
+    cells = [t, f"{p50:.3f}", f"{p90:.3f}", f"{p99:.3f}", add, f"{mx:.0f}", r(mx, d["max"]), r(mx, n["max"]),
+             f"{new:.0f}", f"{hs:.0f}" if hs else "-", r(hs, n["hs"]) if hs else "-",
+             f"{idle[t]/1024:.1f}" if t in idle else "-", f"{peak[t]/1024:.1f}" if t in peak else "-",
+             f"{cpu[t]:.1f}" if t in cpu else "-", str(errs)]
+    print("| " + " | ".join(cells) + " |")
+print()
+print(f"meshward per sidecar: outbound (A) idle {${MW_SIDECAR_IDLE}/1024:.1f} MB, peak {${MW_SIDECAR_PEAK}/1024:.1f} MB; inbound (B) peak {${MW_B_PEAK}/1024:.1f} MB")
+print("ghostunnel: skipped (not buildable from the Go module proxy on this machine)")
+PY
