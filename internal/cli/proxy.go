@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,7 +118,7 @@ type sidecarState struct {
 	mu            sync.Mutex
 	policyVersion string
 	policyError   string
-	endpoints     map[string]bool
+	endpoints     map[string][]string
 }
 
 func runProxy(ctx context.Context, o *proxyOptions, ups []proxy.Upstream, log *slog.Logger) error {
@@ -134,7 +135,7 @@ func runProxy(ctx context.Context, o *proxyOptions, ups []proxy.Upstream, log *s
 	var (
 		p     *proxy.Proxy
 		ready = make(chan struct{})
-		state = &sidecarState{endpoints: map[string]bool{}}
+		state = &sidecarState{endpoints: map[string][]string{}}
 	)
 	var td spiffeid.TrustDomain
 	if o.trustDomain != "" {
@@ -236,19 +237,41 @@ func applyUpdate(p *proxy.Proxy, st *sidecarState, u *apiv1.MeshUpdate, log *slo
 		}
 	}
 	p.SetBanned(banned)
-	seen := map[string]bool{}
+	// An incomplete registry (a control plane that just restarted) may
+	// lack endpoints that still run: then only add, never remove.
+	next := map[string][]string{}
 	for svc, eps := range u.GetEndpoints() {
-		seen[svc] = true
-		if err := p.SetEndpoints(svc, eps.GetAddrs()); err != nil {
-			log.Warn("bad endpoints ignored", observe.KeyService, svc, observe.KeyError, err)
+		next[svc] = eps.GetAddrs()
+	}
+	if !u.GetEndpointsComplete() {
+		for svc, old := range st.endpoints {
+			next[svc] = union(old, next[svc])
+		}
+	}
+	for svc, addrs := range next {
+		if !slices.Equal(addrs, st.endpoints[svc]) {
+			if err := p.SetEndpoints(svc, addrs); err != nil {
+				log.Warn("bad endpoints ignored", observe.KeyService, svc, observe.KeyError, err)
+			}
 		}
 	}
 	for svc := range st.endpoints {
-		if !seen[svc] {
+		if _, ok := next[svc]; !ok {
 			_ = p.SetEndpoints(svc, nil)
 		}
 	}
-	st.endpoints = seen
+	st.endpoints = next
+}
+
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // trafficCounts reads active connections and total requests from the

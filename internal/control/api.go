@@ -103,7 +103,7 @@ func (s *Server) Watch(stream apiv1.Control_WatchServer) error {
 	}()
 	var last *apiv1.MeshUpdate
 	for {
-		u, changed := s.hub.view(key, s.cfg.CA.SigningRootFP(), s.cfg.CA.Phase())
+		u, changed := s.hub.view(key, s.cfg.CA.SigningRootFP(), s.cfg.CA.Phase(), s.endpointsComplete())
 		if last == nil || !proto.Equal(u, last) {
 			if err := stream.Send(u); err != nil {
 				return err
@@ -126,6 +126,13 @@ func (s *Server) Watch(stream apiv1.Control_WatchServer) error {
 }
 
 var errBanned = errors.New("identity is banned")
+
+// endpointsComplete reports whether the registry can be trusted to list
+// every running sidecar: not until sidecars have had time to reconnect
+// after a control plane restart (their backoff is at most 15s).
+func (s *Server) endpointsComplete() bool {
+	return s.cfg.Now().Sub(s.started) > s.cfg.EndpointsWarmup
+}
 
 // peerID is the SPIFFE ID of the verified client certificate.
 func peerID(ctx context.Context) (spiffeid.ID, error) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +178,24 @@ func TestRootRotationEndToEnd(t *testing.T) {
 			phases = append(phases, ph)
 		}
 		if e.ca.Phase() == ca.PhaseIdle {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Polling may miss a short phase; the audit trail records each one.
+	// The audit line follows the state change; wait for it (bounded).
+	for try := 0; try < 50; try++ {
+		events, err := e.admin.Audit(ctx, &apiv1.AuditRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		phases = []string{"prepare"}
+		for _, ev := range events.Events {
+			if ev.Action == "ca.rotate" && ev.Subject == "root" && strings.HasPrefix(ev.Detail, "phase ") {
+				phases = append(phases, ev.Detail[strings.LastIndex(ev.Detail, " ")+1:])
+			}
+		}
+		if phases[len(phases)-1] == "idle" {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -50,6 +50,10 @@ type Config struct {
 	TickInterval time.Duration
 	// AdminTTL is the lifetime of the admin credential (default 24h).
 	AdminTTL time.Duration
+	// EndpointsWarmup is how long after start the endpoint registry is
+	// treated as incomplete (default 20s, longer than a sidecar's
+	// reconnect backoff).
+	EndpointsWarmup time.Duration
 }
 
 // Validate checks the configuration.
@@ -102,6 +106,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.AdminTTL == 0 {
 		cfg.AdminTTL = 24 * time.Hour
 	}
+	if cfg.EndpointsWarmup == 0 {
+		cfg.EndpointsWarmup = 20 * time.Second
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -150,6 +157,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(s.cfg.TickInterval)
 	defer tick.Stop()
+	warm := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -166,6 +174,11 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("control: serve: %w", err)
 		case <-tick.C:
 			s.tick(ctx)
+			if !warm && s.endpointsComplete() {
+				// Tell every stream the registry is now authoritative.
+				warm = true
+				s.hub.update(func(*meshState) {})
+			}
 		case <-s.advanceC:
 			s.advance(ctx)
 		}

@@ -106,10 +106,10 @@ func (h *hub) report(key uint64, r *apiv1.WorkloadReport, now time.Time) {
 
 // view returns the current snapshot for the member with key, and the
 // channel that is closed at the next change.
-func (h *hub) view(key uint64, signingRoot string, phase ca.Phase) (*apiv1.MeshUpdate, <-chan struct{}) {
+func (h *hub) view(key uint64, signingRoot string, phase ca.Phase, complete bool) (*apiv1.MeshUpdate, <-chan struct{}) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	u := &apiv1.MeshUpdate{Policy: h.state.policy, Banned: h.state.banned, Endpoints: map[string]*apiv1.Endpoints{}}
+	u := &apiv1.MeshUpdate{Policy: h.state.policy, Banned: h.state.banned, Endpoints: map[string]*apiv1.Endpoints{}, EndpointsComplete: complete}
 	for _, c := range h.state.bundle {
 		u.Bundle = append(u.Bundle, c.Raw)
 	}

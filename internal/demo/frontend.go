@@ -35,8 +35,15 @@ func (a *app) forbidden(ctx context.Context) call {
 }
 
 func (a *app) frontend(mux *http.ServeMux) {
+	// The API answers with the status of the call it made (502 when the
+	// call failed), so curl and load tests see allowed vs denied directly.
 	writeCall := func(w http.ResponseWriter, c call) {
+		code := c.Status
+		if code == 0 {
+			code = http.StatusBadGateway
+		}
 		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(c)

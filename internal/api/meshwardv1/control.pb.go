@@ -307,14 +307,18 @@ func (x *WorkloadReport) GetAdminAddr() string {
 }
 
 type MeshUpdate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Bundle        [][]byte               `protobuf:"bytes,1,rep,name=bundle,proto3" json:"bundle,omitempty"`                                                                                 // DER roots
-	Policy        *Policy                `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`                                                                                 // absent until a policy is applied
-	Endpoints     map[string]*Endpoints  `protobuf:"bytes,3,rep,name=endpoints,proto3" json:"endpoints,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // service name -> sidecar addresses
-	Banned        []string               `protobuf:"bytes,4,rep,name=banned,proto3" json:"banned,omitempty"`                                                                                 // SPIFFE IDs denied before any policy
-	RenewNow      bool                   `protobuf:"varint,5,opt,name=renew_now,json=renewNow,proto3" json:"renew_now,omitempty"`                                                            // the CA changed signer: renew now
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Bundle    [][]byte               `protobuf:"bytes,1,rep,name=bundle,proto3" json:"bundle,omitempty"`                                                                                 // DER roots
+	Policy    *Policy                `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`                                                                                 // absent until a policy is applied
+	Endpoints map[string]*Endpoints  `protobuf:"bytes,3,rep,name=endpoints,proto3" json:"endpoints,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // service name -> sidecar addresses
+	Banned    []string               `protobuf:"bytes,4,rep,name=banned,proto3" json:"banned,omitempty"`                                                                                 // SPIFFE IDs denied before any policy
+	RenewNow  bool                   `protobuf:"varint,5,opt,name=renew_now,json=renewNow,proto3" json:"renew_now,omitempty"`                                                            // the CA changed signer: renew now
+	// endpoints_complete is false while a freshly started control plane
+	// waits for sidecars to reconnect: the map may then lack services that
+	// still run, so sidecars add what it names and remove nothing.
+	EndpointsComplete bool `protobuf:"varint,6,opt,name=endpoints_complete,json=endpointsComplete,proto3" json:"endpoints_complete,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *MeshUpdate) Reset() {
@@ -378,6 +382,13 @@ func (x *MeshUpdate) GetBanned() []string {
 func (x *MeshUpdate) GetRenewNow() bool {
 	if x != nil {
 		return x.RenewNow
+	}
+	return false
+}
+
+func (x *MeshUpdate) GetEndpointsComplete() bool {
+	if x != nil {
+		return x.EndpointsComplete
 	}
 	return false
 }
@@ -1814,14 +1825,15 @@ const file_control_proto_rawDesc = "" +
 	"\x0etotal_requests\x18\n" +
 	" \x01(\x03R\rtotalRequests\x12\x1d\n" +
 	"\n" +
-	"admin_addr\x18\v \x01(\tR\tadminAddr\"\xa2\x02\n" +
+	"admin_addr\x18\v \x01(\tR\tadminAddr\"\xd1\x02\n" +
 	"\n" +
 	"MeshUpdate\x12\x16\n" +
 	"\x06bundle\x18\x01 \x03(\fR\x06bundle\x12+\n" +
 	"\x06policy\x18\x02 \x01(\v2\x13.meshward.v1.PolicyR\x06policy\x12D\n" +
 	"\tendpoints\x18\x03 \x03(\v2&.meshward.v1.MeshUpdate.EndpointsEntryR\tendpoints\x12\x16\n" +
 	"\x06banned\x18\x04 \x03(\tR\x06banned\x12\x1b\n" +
-	"\trenew_now\x18\x05 \x01(\bR\brenewNow\x1aT\n" +
+	"\trenew_now\x18\x05 \x01(\bR\brenewNow\x12-\n" +
+	"\x12endpoints_complete\x18\x06 \x01(\bR\x11endpointsComplete\x1aT\n" +
 	"\x0eEndpointsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
 	"\x05value\x18\x02 \x01(\v2\x16.meshward.v1.EndpointsR\x05value:\x028\x01\"!\n" +
