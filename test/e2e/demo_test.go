@@ -150,7 +150,10 @@ func TestDemo(t *testing.T) {
 	})
 
 	t.Run("rotations under steady load lose no request", func(t *testing.T) {
-		type result struct{ sent, failed int64; err error }
+		type result struct {
+			sent, failed int64
+			err          error
+		}
 		done := make(chan result, 1)
 		go func() {
 			s, f, err := load(frontend+"/api/products", 200, 20*time.Second)
