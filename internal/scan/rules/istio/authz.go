@@ -419,8 +419,12 @@ func (s *state) principalMissing(p string) string {
 			accounts[o.Name], known = true, true
 		}
 	}
+	// Only declared ServiceAccounts make the list authoritative; workloads
+	// show some accounts in use, not all that exist.
 	for _, w := range s.m.WorkloadsIn(ns) {
-		accounts[w.ServiceAccount], known = true, true
+		if known {
+			accounts[w.ServiceAccount] = true
+		}
 	}
 	if known && !accounts[sa] {
 		return fmt.Sprintf("names principal %q, but no service account %s exists in namespace %s", p, sa, ns)

@@ -160,7 +160,9 @@ func (s *state) missingIdentity(o *scan.Object) string {
 			}
 		}
 		for _, w := range s.m.WorkloadsIn(ns) {
-			accounts[w.ServiceAccount], known = true, true
+			if known {
+				accounts[w.ServiceAccount] = true
+			}
 		}
 		if known && sa != "*" && !accounts[sa] {
 			return fmt.Sprintf("names service account %s/%s, which does not exist", ns, sa)
