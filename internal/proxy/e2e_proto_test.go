@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/net/websocket"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -165,6 +166,23 @@ func TestTCP(t *testing.T) {
 	if got := counter(t, m.catReg, "meshward_tcp_connections_total", map[string]string{"source": frontendID, "decision": "allow"}); got != 2 {
 		t.Errorf("tcp connections allowed = %v, want 2", got)
 	}
+
+	// A ban closes live TCP streams of that identity.
+	live, err := net.Dial("tcp", m.front.UpstreamAddr("catalog").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	_ = live.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := live.Write([]byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return conns.Load() == 3 }) // reached the app
+	m.cat.SetBanned([]spiffeid.ID{spiffeid.RequireFromString(frontendID)})
+	if b, err := io.ReadAll(live); err != nil || len(b) != 0 {
+		t.Errorf("banned live stream: read %q, %v; want EOF", b, err)
+	}
+	m.cat.SetBanned(nil)
 
 	// Per-connection policy: deny closes the connection before the app.
 	m.cat.SetPolicy(nil)

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 )
@@ -20,6 +22,12 @@ type guardConn struct {
 
 	conflictSeen atomic.Bool
 	closeOnce    sync.Once
+
+	// limit accounting (see trackLimits)
+	onLimit   func(limit string)
+	actives   atomic.Int64 // requests net/http started reading
+	handled   atomic.Int64 // requests that reached a handler
+	errStatus atomic.Bool  // net/http itself answered 4xx/5xx
 
 	// scanner state, used only by Read (one reader at a time)
 	off      bool
@@ -107,6 +115,52 @@ func (g *guardConn) endLine() {
 	g.lineHead = false
 }
 
+var (
+	status431 = []byte("HTTP/1.1 431")
+	status4xx = []byte("HTTP/1.1 4")
+	status5xx = []byte("HTTP/1.1 5")
+)
+
+// Write notices the error responses net/http writes by itself (before any
+// handler): 431 is the header size limit.
+func (g *guardConn) Write(p []byte) (int, error) {
+	if g.onLimit != nil && g.actives.Load() > g.handled.Load() && len(p) >= len(status431) {
+		switch {
+		case bytes.HasPrefix(p, status431):
+			g.onLimit(limitHeaderBytes)
+			g.errStatus.Store(true)
+		case bytes.HasPrefix(p, status4xx), bytes.HasPrefix(p, status5xx):
+			g.errStatus.Store(true)
+		}
+	}
+	return g.Conn.Write(p)
+}
+
+// trackLimits is an http.Server ConnState hook for guarded connections: a
+// connection that started a request and closed before any handler ran,
+// without net/http answering an error, hit the read-header timeout.
+func trackLimits(c net.Conn, s http.ConnState) {
+	g, ok := c.(*guardConn)
+	if !ok || g.onLimit == nil {
+		return
+	}
+	switch s {
+	case http.StateActive:
+		g.actives.Add(1)
+	case http.StateClosed:
+		if g.actives.Load() > g.handled.Load() && !g.errStatus.Load() {
+			g.onLimit(limitReadHeader)
+		}
+	}
+}
+
+// markHandled records that a request on c reached a handler.
+func markHandled(ctx context.Context) {
+	if g, ok := ctx.Value(guardKey{}).(*guardConn); ok {
+		g.handled.Add(1)
+	}
+}
+
 // conflict reports whether a header block with both framing headers was seen.
 func (g *guardConn) conflict() bool { return g.conflictSeen.Load() }
 
@@ -132,6 +186,7 @@ func (g *guardConn) CloseWrite() error {
 type guardListener struct {
 	net.Listener
 	onAccept func(net.Conn) (func(), bool) // tracker registration; false to drop
+	onLimit  func(limit string)
 }
 
 func (l *guardListener) Accept() (net.Conn, error) {
@@ -149,6 +204,8 @@ func (l *guardListener) Accept() (net.Conn, error) {
 			}
 			release = r
 		}
-		return newGuardConn(c, nil, release), nil
+		g := newGuardConn(c, nil, release)
+		g.onLimit = l.onLimit
+		return g, nil
 	}
 }

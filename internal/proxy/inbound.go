@@ -76,10 +76,11 @@ func newInbound(p *Proxy, ln net.Listener) *inbound {
 	in.h1srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // HTTP/1.1 only
 	in.h1srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if g, ok := c.(*guardConn); ok && g.ci != nil {
-			return withConnInfo(ctx, g.ci)
+			return context.WithValue(withConnInfo(ctx, g.ci), guardKey{}, g)
 		}
 		return ctx
 	}
+	in.h1srv.ConnState = trackLimits
 	in.app, in.appClose = in.newAppProxy()
 	return in
 }
@@ -214,6 +215,7 @@ func (in *inbound) handle(ctx context.Context, raw net.Conn) {
 		}
 	case mtls.ALPNHTTP1:
 		g := newGuardConn(tc, ci, ci.release)
+		g.onLimit = p.limitHit
 		ci.guard = g
 		if !in.h1ln.push(g) {
 			_ = g.Close()

@@ -25,6 +25,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "meshward: no peer")
 		return
 	}
+	markHandled(r.Context())
 	grpc := isGRPC(r)
 	sw := getStatusWriter(w)
 	defer putStatusWriter(sw)

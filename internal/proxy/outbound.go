@@ -64,6 +64,7 @@ func (p *Proxy) newOutListener(ln net.Listener, up *upstream) *outListener {
 			}
 			return ctx
 		},
+		ConnState: trackLimits,
 	}
 	return o
 }
@@ -78,7 +79,7 @@ func (o *outListener) run(ctx context.Context) error {
 	if o.srv != nil {
 		gl := &guardListener{Listener: o.ln, onAccept: func(c net.Conn) (func(), bool) {
 			return o.p.outConn.acquire(zeroID, c, 0)
-		}}
+		}, onLimit: o.p.limitHit}
 		err := o.srv.Serve(gl)
 		if errors.Is(err, http.ErrServerClosed) || isClosed(err) {
 			return nil
@@ -121,6 +122,7 @@ func (o *outListener) drain(ctx context.Context) {
 func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	p := o.p
 	start := p.now()
+	markHandled(r.Context())
 	if r.ProtoMajor == 1 {
 		if g, _ := r.Context().Value(guardKey{}).(*guardConn); g != nil && g.conflict() {
 			refuseSmuggling(w)

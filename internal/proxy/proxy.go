@@ -287,6 +287,12 @@ func (p *Proxy) accessLog(ctx context.Context, msg string, attrs ...slog.Attr) {
 	p.log.LogAttrs(ctx, slog.LevelInfo, msg, attrs...)
 }
 
+// limitHit counts a rejection by an abuse limit.
+func (p *Proxy) limitHit(limit string) {
+	p.m.limitRejections.WithLabelValues(limit).Inc()
+	p.log.Debug("limit reached", slog.String("limit", limit))
+}
+
 var errNoEndpoints = errors.New("no endpoints")
 
 // httpError writes a short plain-text error.

@@ -317,7 +317,7 @@ func TestMaxConnsPerPeer(t *testing.T) {
 	}
 }
 
-// TestSlowlorisAndHeaderLimits: slow or oversized headers are cut off.
+// TestHeaderLimits: oversized headers are refused with 431.
 func TestHeaderLimits(t *testing.T) {
 	app := newEchoApp(t, false, nil)
 	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, limits: Limits{MaxHeaderBytes: 1024}})
