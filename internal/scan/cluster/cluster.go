@@ -37,6 +37,7 @@ var Resources = []schema.GroupVersionResource{
 	{Group: "networking.istio.io", Version: "v1", Resource: "gateways"},
 	{Group: "networking.istio.io", Version: "v1", Resource: "sidecars"},
 	{Group: "install.istio.io", Version: "v1alpha1", Resource: "istiooperators"},
+	{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gateways"},
 	{Group: "policy.linkerd.io", Version: "v1beta3", Resource: "servers"},
 	{Group: "policy.linkerd.io", Version: "v1beta1", Resource: "serverauthorizations"},
 	{Group: "policy.linkerd.io", Version: "v1alpha1", Resource: "authorizationpolicies"},

@@ -115,6 +115,12 @@ func ruleWithoutIdentity(r any) bool {
 	if len(from) == 0 {
 		return false
 	}
+	for _, w := range scan.List(r, "when") {
+		k := scan.Str(w, "key")
+		if strings.HasPrefix(k, "source.principal") || strings.HasPrefix(k, "source.namespace") || strings.HasPrefix(k, "request.auth") {
+			return false // the condition requires an identity
+		}
+	}
 	for _, f := range from {
 		id, neg, netw := sourceFields(scan.Map(f, "source"))
 		if id || !(neg || netw) {

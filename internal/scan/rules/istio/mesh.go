@@ -104,6 +104,28 @@ func checkGateways(m *scan.Model) []scan.Finding {
 		out = append(out, ruleIngressPassthrough.Finding(g, "spec.servers",
 			fmt.Sprintf("Gateway %s/%s passes TLS through to the backend and no AuthorizationPolicy selects the gateway: any internet client reaches the backend with no identity check at the edge.", g.Namespace, g.Name)))
 	}
+	// Kubernetes Gateway API gateways deployed by Istio.
+	for _, g := range m.KindAPI("Gateway", "gateway.networking.k8s.io") {
+		class := g.Str("spec.gatewayClassName")
+		if class == "istio-waypoint" || class == "istio-remote" {
+			continue
+		}
+		passthrough := false
+		for _, l := range g.List("spec.listeners") {
+			if strings.EqualFold(scan.Str(l, "tls.mode"), "Passthrough") {
+				passthrough = true
+			}
+		}
+		if !passthrough {
+			continue
+		}
+		sel := map[string]string{"gateway.networking.k8s.io/gateway-name": g.Name}
+		if s.gatewayAuthorized(g, sel) {
+			continue
+		}
+		out = append(out, ruleIngressPassthrough.Finding(g, "spec.listeners",
+			fmt.Sprintf("Gateway %s/%s has a TLS Passthrough listener and no AuthorizationPolicy selects or targets it: any internet client reaches the backend with no identity check at the edge.", g.Namespace, g.Name)))
+	}
 	return out
 }
 

@@ -147,7 +147,8 @@ func build(m *scan.Model) *state {
 // or an IstioOperator's spec.meshConfig.
 func (s *state) loadMeshConfig() {
 	for _, o := range s.m.Kind("ConfigMap") {
-		if o.Name != "istio" || !strings.HasPrefix(o.Namespace, "istio") {
+		revisioned := strings.HasPrefix(o.Name, "istio-") && o.Map("data")["mesh"] != nil
+		if (o.Name != "istio" && !revisioned) || !strings.HasPrefix(o.Namespace, "istio") {
 			continue
 		}
 		raw := o.Str("data.mesh")
