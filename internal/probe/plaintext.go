@@ -100,7 +100,7 @@ func (p *prober) plaintextRaw(ctx context.Context) (Check, error) {
 	reply, rerr := r.data, r.end
 	switch {
 	case len(reply) == 0 && isTimeout(rerr):
-		return Check{Accepted: true, Detail: fmt.Sprintf("kept the connection open for %s without a TLS alert", p.cfg.Timeout)}, nil
+		return Check{Accepted: true, Detail: heldOpen(p.cfg.Timeout)}, nil
 	case len(reply) == 0:
 		return Check{Detail: "no answer: " + describeErr(rerr)}, nil
 	case isTLSRecord(reply):
@@ -113,6 +113,10 @@ func (p *prober) plaintextRaw(ctx context.Context) (Check, error) {
 		}
 	}
 	return Check{Accepted: true, Detail: fmt.Sprintf("answered %d bytes of plaintext", len(reply))}, nil
+}
+
+func heldOpen(d time.Duration) string {
+	return fmt.Sprintf("kept the connection open for %s without a TLS alert", d)
 }
 
 // isTLSRecord reports whether b starts like a TLS record: an alert (21) or a

@@ -66,10 +66,14 @@ func (p *prober) run(ctx context.Context) (*Result, error) {
 
 	best := uint16(0)
 	var chain [][]byte
+	silent := true // every TLS attempt timed out without a byte back
 	for _, v := range tlsVersions {
 		o, err := p.handshake(ctx, attempt{version: v.id, suites: allSuiteIDs()})
 		if err != nil {
 			return nil, err
+		}
+		if o.serverCert || o.handshakeOK || !isTimeout(o.err) {
+			silent = false
 		}
 		ver := Version{Name: v.name, ID: v.id, Accepted: o.serverCert}
 		switch {
@@ -98,6 +102,12 @@ func (p *prober) run(ctx context.Context) (*Result, error) {
 		log.Debug("tls version checked", "version", v.name, "accepted", ver.Accepted)
 	}
 	res.SpeaksTLS = best != 0
+	if silent && res.PlaintextRaw.Accepted && res.PlaintextRaw.Detail == heldOpen(p.cfg.Timeout) {
+		// Holding a connection open is plaintext only if the endpoint
+		// reacts to something; this one answers nothing at all.
+		res.PlaintextRaw = Check{Detail: "no answer to anything (plaintext or TLS) within " + p.cfg.Timeout.String()}
+		res.Notes = append(res.Notes, "the endpoint accepted connections but answered nothing; a firewall or an overloaded server?")
+	}
 	if !res.SpeaksTLS {
 		res.NoClientCert = Check{Detail: "no TLS version was accepted"}
 		return res, nil

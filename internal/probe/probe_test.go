@@ -288,3 +288,73 @@ func TestRunPlaintextBanner(t *testing.T) {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
 }
+
+// silentServer accepts connections and reads forever, answering nothing.
+func silentServer(t *testing.T, greet func(net.Conn) bool) Target {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				if greet != nil && !greet(c) {
+					return
+				}
+				_, _ = io.Copy(io.Discard, c) // until the probe hangs up
+			}()
+		}
+	}()
+	return targetOf(t, ln.Addr().String())
+}
+
+func TestRunSilentEndpoints(t *testing.T) {
+	t.Parallel()
+	// A plaintext line protocol: answers TLS with an error line, waits
+	// silently for more on anything else.
+	lineProto := func(c net.Conn) bool {
+		b := make([]byte, 1)
+		if _, err := c.Read(b); err != nil {
+			return false
+		}
+		if b[0] == 22 { // a TLS handshake record
+			_, _ = io.WriteString(c, "-ERR unknown command\r\n")
+			return false
+		}
+		return true
+	}
+	for _, tc := range []struct {
+		name    string
+		greet   func(net.Conn) bool
+		wantRaw bool
+		want    []ruleSev
+	}{
+		{"answers nothing at all", nil, false, []ruleSev{}},
+		{"holds plaintext, rejects TLS", lineProto, true, []ruleSev{{RulePlaintext, "mtls-disabled", scan.SeverityCritical}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			// The endpoint never answers in time: the short timeout is the
+			// only way each step ends, so the outcome does not depend on it.
+			res := runProbe(t, Config{Target: silentServer(t, tc.greet), Timeout: 50 * time.Millisecond})
+			if res.PlaintextRaw.Accepted != tc.wantRaw {
+				t.Errorf("plaintext bytes = %+v, want accepted=%v", res.PlaintextRaw, tc.wantRaw)
+			}
+			if diff := cmp.Diff(tc.want, ruleSevs(Evaluate(res))); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
