@@ -87,6 +87,7 @@ func (p *prober) handshake(ctx context.Context, a attempt) (outcome, error) {
 	defer conn.Close()
 	deadline := time.Now().Add(p.cfg.Timeout)
 	_ = conn.SetDeadline(deadline)
+	defer context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })()
 
 	cfg := &tls.Config{
 		ServerName: p.cfg.Target.serverName(),

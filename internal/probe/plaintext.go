@@ -39,6 +39,7 @@ func (p *prober) exchange(ctx context.Context, msg string) (reply, error) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(p.cfg.Timeout))
+	defer context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })()
 	if _, err := io.WriteString(conn, msg); err != nil {
 		return reply{end: err}, nil
 	}

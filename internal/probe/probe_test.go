@@ -358,3 +358,13 @@ func TestRunSilentEndpoints(t *testing.T) {
 		})
 	}
 }
+
+func TestRunStopsWhenContextEnds(t *testing.T) {
+	t.Parallel()
+	target := silentServer(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, Config{Target: target, Timeout: time.Minute}); err == nil {
+		t.Fatal("Run with a cancelled context = nil error")
+	}
+}
