@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -198,7 +197,7 @@ func TestCAPersistsAndSeals(t *testing.T) {
 	if _, err := New(context.Background(), Config{TrustDomain: spiffeid.RequireTrustDomainFromString("other.org"), Store: st4, Now: c.now}); err == nil {
 		t.Fatal("loaded a CA for another trust domain")
 	}
-	_ = filepath.Join
+
 }
 
 func TestIntermediateRotatesAtHalfLife(t *testing.T) {
@@ -295,4 +294,60 @@ func TestRootRotationAdvancesOnlyOnProof(t *testing.T) {
 	if a.Phase() != PhaseIdle || len(a.Bundle()) != 1 || identity.Fingerprint(a.Bundle()[0]) != newFP {
 		t.Fatal("rotation did not finish with only the new root")
 	}
+}
+
+// BenchmarkSign measures CSR checking + signing + logging the certificate
+// (certs/s = 1e9 / ns/op), on a bolt store in a temp dir.
+func BenchmarkSign(b *testing.B) {
+	dir := b.TempDir()
+	st, err := bolt.Open(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	a, err := New(context.Background(), Config{TrustDomain: td, Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := spiffeid.RequireFromString("spiffe://example.org/ns/default/sa/web")
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := a.Sign(context.Background(), der, id, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+}
+
+// BenchmarkSignParallel is issuance throughput with many workloads renewing
+// at once (the store batches their log writes into shared fsyncs).
+func BenchmarkSignParallel(b *testing.B) {
+	st, err := bolt.Open(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	a, err := New(context.Background(), Config{TrustDomain: td, Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	id := spiffeid.RequireFromString("spiffe://example.org/ns/default/sa/web")
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := a.Sign(context.Background(), der, id, 0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
 }

@@ -1,0 +1,32 @@
+# meshward: the two commands a newcomer needs are `make demo` and `make test`.
+GO ?= go
+
+.PHONY: demo build test unit e2e fuzz bench lint generate
+
+demo: ## run the bundled demo shop (frontend on http://127.0.0.1:8080)
+	$(GO) run ./cmd/meshward up --demo
+
+build:
+	$(GO) build -o bin/meshward ./cmd/meshward
+
+test: unit e2e ## what CI runs
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+e2e: ## real binary, real processes, real clients (needs curl; see .ci/run)
+	$(GO) test -tags e2e -count=1 -timeout 15m ./test/e2e/...
+
+fuzz: ## a short run of every fuzz target
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime 10s $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run XXX -bench . -benchmem ./internal/...
+
+generate: ## regenerate gRPC code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
+	$(GO) generate ./internal/api/...
