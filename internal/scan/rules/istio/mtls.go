@@ -25,7 +25,7 @@ var ruleNoPeerAuth = scan.Rule{
 	ID: "MW-ISTIO-003", Category: scan.CatMTLSPermissive, Severity: scan.SeverityHigh, Mesh: scan.MeshIstio,
 	Title:       "meshed namespace has no STRICT PeerAuthentication (Istio defaults to PERMISSIVE)",
 	Description: "No PeerAuthentication at workload, namespace or mesh (root namespace) level sets a mode for workloads of this meshed namespace, so Istio's default PERMISSIVE applies: they accept plaintext from anyone who can reach them.",
-	Remediation: "Add a mesh-wide policy in the root namespace (or one per namespace):\n  apiVersion: security.istio.io/v1\n  kind: PeerAuthentication\n  metadata:\n    name: default\n    namespace: istio-system\n  spec:\n    mtls:\n      mode: STRICT",
+	Remediation: "Add a STRICT policy for the namespace (or one mesh-wide in the root namespace, istio-system):\n  apiVersion: security.istio.io/v1\n  kind: PeerAuthentication\n  metadata:\n    name: default\n    namespace: <namespace>\n  spec:\n    mtls:\n      mode: STRICT",
 }
 
 func checkPeerAuth(m *scan.Model) []scan.Finding {
@@ -65,14 +65,15 @@ func level(s *state, p *peerAuth) string {
 
 // nsFinding anchors a finding on a Namespace, present in the input or not.
 func nsFinding(m *scan.Model, r *scan.Rule, n, msg string) scan.Finding {
+	rem := strings.ReplaceAll(r.Remediation, "<namespace>", n)
 	if o := m.Namespace(n); o != nil {
-		return r.Finding(o, "metadata", msg)
+		return r.Finding(o, "metadata", msg, rem)
 	}
 	file, line := "", 0
 	if ws := m.WorkloadsIn(n); len(ws) > 0 {
 		file, line = ws[0].Object.File, ws[0].Object.Line
 	}
-	return r.FindingAt(scan.Ref{Kind: "Namespace", Name: n}, file, line, msg)
+	return r.FindingAt(scan.Ref{Kind: "Namespace", Name: n}, file, line, msg, rem)
 }
 
 var ruleDRPlaintext = scan.Rule{
