@@ -3,12 +3,12 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
 )
@@ -22,7 +22,9 @@ const (
 	celCostLimit = 10000
 )
 
-// The typed CEL environment of a `when` condition:
+// The typed CEL environment of a `when` condition. The names are declared
+// as qualified variables (no reflection at run time; a typo such as
+// source.servce is an "undeclared reference" when the policy loads):
 //
 //	source.identity, source.trustDomain, source.namespace, source.service  string
 //	destination.service, destination.namespace                              string
@@ -33,31 +35,18 @@ const (
 //
 // request is empty for an L4 decision (no method, path or headers), so a
 // condition that needs them is false there.
-type celSource struct {
-	Identity    string `cel:"identity"`
-	TrustDomain string `cel:"trustDomain"`
-	Namespace   string `cel:"namespace"`
-	Service     string `cel:"service"`
-}
-
-type celDestination struct {
-	Service   string `cel:"service"`
-	Namespace string `cel:"namespace"`
-	Port      int    `cel:"port"`
-}
-
-type celRequest struct {
-	Method  string            `cel:"method"`
-	Path    string            `cel:"path"`
-	Headers map[string]string `cel:"headers"`
-}
-
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	return cel.NewEnv(
-		ext.NativeTypes(reflect.TypeOf(celSource{}), reflect.TypeOf(celDestination{}), reflect.TypeOf(celRequest{}), ext.ParseStructTags(true)),
-		cel.Variable("source", cel.ObjectType("policy.celSource")),
-		cel.Variable("destination", cel.ObjectType("policy.celDestination")),
-		cel.Variable("request", cel.ObjectType("policy.celRequest")),
+		cel.Variable("source.identity", cel.StringType),
+		cel.Variable("source.trustDomain", cel.StringType),
+		cel.Variable("source.namespace", cel.StringType),
+		cel.Variable("source.service", cel.StringType),
+		cel.Variable("destination.service", cel.StringType),
+		cel.Variable("destination.namespace", cel.StringType),
+		cel.Variable("destination.port", cel.IntType),
+		cel.Variable("request.method", cel.StringType),
+		cel.Variable("request.path", cel.StringType),
+		cel.Variable("request.headers", cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable("time", cel.TimestampType),
 		ext.Strings(),
 	)
@@ -107,25 +96,44 @@ type celActivation struct {
 }
 
 func (a *celActivation) ResolveName(name string) (any, bool) {
+	r := a.r
 	switch name {
-	case "source":
-		s := &celSource{Identity: a.r.Source.String(), TrustDomain: a.r.Source.TrustDomain().Name()}
-		s.Namespace, s.Service = splitWorkloadPath(a.r.Source.Path())
-		return s, true
-	case "destination":
-		d := a.r.Destination
-		return &celDestination{Service: d.Service, Namespace: destNamespace(d), Port: d.Port}, true
-	case "request":
-		req := &celRequest{Headers: map[string]string{}}
-		if h := a.r.HTTP; h != nil {
-			req.Method, req.Path = h.Method, h.Path
-			for k, v := range h.Headers {
-				req.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
+	case "source.identity":
+		return types.String(r.Source.String()), true
+	case "source.trustDomain":
+		return types.String(r.Source.TrustDomain().Name()), true
+	case "source.namespace":
+		ns, _ := splitWorkloadPath(r.Source.Path())
+		return types.String(ns), true
+	case "source.service":
+		_, sa := splitWorkloadPath(r.Source.Path())
+		return types.String(sa), true
+	case "destination.service":
+		return types.String(r.Destination.Service), true
+	case "destination.namespace":
+		return types.String(destNamespace(r.Destination)), true
+	case "destination.port":
+		return types.Int(r.Destination.Port), true
+	case "request.method":
+		if r.HTTP == nil {
+			return types.String(""), true
+		}
+		return types.String(r.HTTP.Method), true
+	case "request.path":
+		if r.HTTP == nil {
+			return types.String(""), true
+		}
+		return types.String(r.HTTP.Path), true
+	case "request.headers":
+		m := map[string]string{}
+		if r.HTTP != nil {
+			for k, v := range r.HTTP.Headers {
+				m[strings.ToLower(k)] = strings.Join(v, ", ")
 			}
 		}
-		return req, true
+		return types.NewStringStringMap(types.DefaultTypeAdapter, m), true
 	case "time":
-		return a.now, true
+		return types.Timestamp{Time: a.now}, true
 	}
 	return nil, false
 }

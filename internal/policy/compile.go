@@ -99,7 +99,7 @@ func (s *Set) compileRule(td spiffeid.TrustDomain, p *AccessPolicy, r *Rule) (co
 		cr.l4 = true
 	}
 	if r.When != "" {
-		c, err := compileCondition(r.When)
+		c, err := s.condition(r.When) // programs are immutable: one per distinct text
 		if err != nil {
 			return cr, err
 		}

@@ -35,8 +35,9 @@ type HTTPRequest struct {
 // Decision is the engine's answer.
 type Decision struct {
 	Allow bool
-	// Policy and Rule name what decided; Policy is empty and Rule is
-	// "default-deny" (or "default-allow") when no rule matched.
+	// Policy and Rule name what decided. When no rule matched, Rule is
+	// "default-deny" (or "default-allow") and Policy is the destination's
+	// policy, or empty when it has none.
 	Policy string
 	Rule   string
 	// Mode is "enforce" or "audit". In audit mode a denied request is

@@ -40,6 +40,23 @@ type Set struct {
 
 	configDoc *config.Document
 	now       func() time.Time
+	conds     map[string]*condition // compiled `when`s by source text
+}
+
+// condition compiles a `when` once per distinct text.
+func (s *Set) condition(src string) (*condition, error) {
+	if c, ok := s.conds[src]; ok {
+		return c, nil
+	}
+	c, err := compileCondition(src)
+	if err != nil {
+		return nil, err
+	}
+	if s.conds == nil {
+		s.conds = map[string]*condition{}
+	}
+	s.conds[src] = c
+	return c, nil
 }
 
 // ConfigDoc is the MeshConfig's document, or nil when the defaults apply.

@@ -125,7 +125,7 @@ func (s *Set) parseAccessPolicy(d *config.Document) (*AccessPolicy, config.Error
 			errs = append(errs, checkOperation(d, fmt.Sprintf("%s.to[%d]", f, j), &r.To[j])...)
 		}
 		if r.When != "" {
-			if _, err := compileCondition(r.When); err != nil {
+			if _, err := s.condition(r.When); err != nil {
 				add(f+".when", "invalid CEL condition: %v", err)
 			}
 		}
