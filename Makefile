@@ -3,11 +3,12 @@ GO ?= go
 
 .PHONY: demo build test unit e2e fuzz bench lint generate
 
-demo: ## run the bundled demo shop (frontend on http://127.0.0.1:8080)
-	$(GO) run ./cmd/meshward up --demo
+demo: build ## run the bundled demo shop (frontend on http://127.0.0.1:8080)
+	./bin/meshward up --demo
 
-build:
+build: ## bin/meshward and the lean sidecar bin/meshward-proxy (up uses it)
 	$(GO) build -o bin/meshward ./cmd/meshward
+	$(GO) build -o bin/meshward-proxy ./cmd/meshward-proxy
 
 test: unit e2e ## what CI runs
 

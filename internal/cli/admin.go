@@ -61,6 +61,9 @@ func (o *adminOptions) rpcErr(err error) error {
 	return errors.New(st.Message())
 }
 
+// writeJSONLine prints v as one line of JSON (for streams of records).
+func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
 // writeJSON prints v as indented JSON; proto messages use their field names.
 func writeJSON(w io.Writer, v any) error {
 	if m, ok := v.(proto.Message); ok {

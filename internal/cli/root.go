@@ -58,6 +58,7 @@ look for.`,
 		newProbeCmd(g),
 		newUpCmd(g),
 		newStatusCmd(g),
+		newAuditCmd(g),
 	)
 	for _, c := range newHiddenCmds(g) {
 		root.AddCommand(c)

@@ -128,7 +128,7 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 		return err
 	}
 	sup, err := localmesh.New(localmesh.Config{
-		Mesh: mesh, Executable: exe, ControlAddr: srv.Addr().String(), Admin: admin, Out: out,
+		Mesh: mesh, Executable: exe, Sidecar: sidecarCommand(exe), ControlAddr: srv.Addr().String(), Admin: admin, Out: out,
 		SidecarArgs: []string{"--log-format", g.logFormat, "--log-level", g.logLevel},
 		OnReady:     func() { printBanner(out, mesh, srv.Addr().String(), rev, o.demo) },
 	})
@@ -146,6 +146,17 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 	}
 	out.Printf("meshward | stopped\n")
 	return supErr
+}
+
+// sidecarCommand prefers the lean meshward-proxy binary next to meshward
+// (make build puts it there): it needs less memory per sidecar. Otherwise
+// sidecars run as `meshward proxy`.
+func sidecarCommand(exe string) []string {
+	lean := filepath.Join(filepath.Dir(exe), "meshward-proxy")
+	if fi, err := os.Stat(lean); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return []string{lean}
+	}
+	return []string{exe, "proxy"}
 }
 
 // loadUpMesh reads the mesh file, or writes the bundled demo into the data

@@ -22,9 +22,12 @@ import (
 // Config configures a Supervisor.
 type Config struct {
 	Mesh *config.Mesh
-	// Executable is the meshward binary: sidecars run as `Executable proxy`,
-	// and an app command whose first word is "meshward" runs it too.
-	Executable  string
+	// Executable is the meshward binary: an app command whose first word
+	// is "meshward" runs it.
+	Executable string
+	// Sidecar is the command that runs a sidecar, before its flags:
+	// [meshward-proxy] (the lean binary) or [meshward proxy].
+	Sidecar     []string
 	ControlAddr string
 	Admin       apiv1.ControlClient
 	Out         *Output
@@ -56,8 +59,8 @@ type Supervisor struct {
 // of the supervisor: a restarted sidecar comes back where its app and its
 // peers expect it.
 func New(cfg Config) (*Supervisor, error) {
-	if cfg.Mesh == nil || cfg.Admin == nil || cfg.Out == nil || cfg.Executable == "" {
-		return nil, errors.New("localmesh: mesh, admin client, output and executable are required")
+	if cfg.Mesh == nil || cfg.Admin == nil || cfg.Out == nil || cfg.Executable == "" || len(cfg.Sidecar) == 0 {
+		return nil, errors.New("localmesh: mesh, admin client, output, executable and sidecar command are required")
 	}
 	s := &Supervisor{cfg: cfg}
 	sockets := filepath.Join(cfg.Mesh.DataDirPath(), "sockets")
@@ -177,7 +180,7 @@ func (s *Supervisor) sidecarCmd(ctx context.Context, svc *Service, ms config.Ser
 	if err != nil {
 		return nil, fmt.Errorf("mint join token: %w", err)
 	}
-	args := []string{"proxy",
+	args := []string{
 		"--service", svc.Name, "--namespace", svc.Namespace,
 		"--control", s.cfg.ControlAddr, "--trust-domain", s.cfg.Mesh.TrustDomain,
 		"--inbound", svc.Inbound, "--app", svc.App, "--protocol", ms.Protocol,
@@ -196,7 +199,8 @@ func (s *Supervisor) sidecarCmd(ctx context.Context, svc *Service, ms config.Ser
 		args = append(args, "--upstream", n+"="+svc.Upstreams[n]+"/"+proto)
 	}
 	args = append(args, s.cfg.SidecarArgs...)
-	cmd := exec.CommandContext(ctx, s.cfg.Executable, args...)
+	args = append(append([]string(nil), s.cfg.Sidecar[1:]...), args...)
+	cmd := exec.CommandContext(ctx, s.cfg.Sidecar[0], args...)
 	cmd.Env = append(os.Environ(), "MESHWARD_TOKEN="+tok.Token)
 	return cmd, nil
 }

@@ -130,21 +130,21 @@ func TestDemo(t *testing.T) {
 	})
 
 	t.Run("a crashed app is restarted and nothing else is disturbed", func(t *testing.T) {
-		others := pids(t, "demo-app payments", "demo-app orders", "proxy --service catalog")
-		killAll(t, "demo-app catalog")
+		others := pids(t, " demo-app payments", " demo-app orders", "-proxy --service catalog")
+		killAll(t, " demo-app catalog")
 		up.waitOutput(t, "catalog exited (killed by killed)", 10*time.Second)
 		waitStatus(t, frontend+"/api/products", 200, 20*time.Second)
-		if got := pids(t, "demo-app payments", "demo-app orders", "proxy --service catalog"); got != others {
+		if got := pids(t, " demo-app payments", " demo-app orders", "-proxy --service catalog"); got != others {
 			t.Fatalf("other processes changed: %s -> %s", others, got)
 		}
 	})
 
 	t.Run("a crashed sidecar is restarted and its app keeps its ports", func(t *testing.T) {
-		app := pids(t, "demo-app catalog")
-		killAll(t, "proxy --service catalog")
+		app := pids(t, " demo-app catalog")
+		killAll(t, "-proxy --service catalog")
 		up.waitOutput(t, "catalog-proxy exited (killed by killed)", 10*time.Second)
 		waitStatus(t, frontend+"/api/products", 200, 30*time.Second)
-		if got := pids(t, "demo-app catalog"); got != app {
+		if got := pids(t, " demo-app catalog"); got != app {
 			t.Fatalf("catalog app was restarted (%s -> %s); only its sidecar crashed", app, got)
 		}
 	})
@@ -191,7 +191,7 @@ func pids(t *testing.T, patterns ...string) string {
 	t.Helper()
 	var parts []string
 	for _, p := range patterns {
-		out, _ := exec.Command("pgrep", "-f", bin+" "+p).Output()
+		out, _ := exec.Command("pgrep", "-f", bin+p).Output()
 		parts = append(parts, p+"="+strings.Join(strings.Fields(string(out)), ","))
 	}
 	return strings.Join(parts, " ")
@@ -199,7 +199,7 @@ func pids(t *testing.T, patterns ...string) string {
 
 func killAll(t *testing.T, pattern string) {
 	t.Helper()
-	out, _ := exec.Command("pgrep", "-f", bin+" "+pattern).Output()
+	out, _ := exec.Command("pgrep", "-f", bin+pattern).Output()
 	f := strings.Fields(string(out))
 	if len(f) == 0 {
 		t.Fatalf("no process matches %q", pattern)

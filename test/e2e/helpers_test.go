@@ -32,11 +32,15 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	bin = filepath.Join(dir, "meshward")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/meshward")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build meshward:", err)
-		os.Exit(2)
+	// Both binaries, as `make build` lays them out: up runs sidecars with
+	// the lean meshward-proxy next to meshward.
+	for out, pkg := range map[string]string{bin: "../../cmd/meshward", filepath.Join(dir, "meshward-proxy"): "../../cmd/meshward-proxy"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build:", err)
+			os.Exit(2)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -1,0 +1,123 @@
+package sidecar
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"meshward.dev/meshward/internal/proxy"
+)
+
+// ErrUsage marks command-line errors (exit code 2).
+var ErrUsage = errors.New("usage")
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUsage, fmt.Sprintf(format, args...))
+}
+
+type proxyOptions struct {
+	service     string
+	namespace   string
+	control     string
+	trustDomain string
+	inbound     string
+	app         string
+	protocol    string
+	port        int
+	upstreams   []string
+	httpProxy   string
+	admin       string
+	workloadAPI string
+}
+
+func (o *proxyOptions) validate() ([]proxy.Upstream, error) {
+	if o.service == "" {
+		return nil, usagef("--service is required")
+	}
+	if o.trustDomain != "" {
+		if _, err := spiffeid.TrustDomainFromString(o.trustDomain); err != nil {
+			return nil, usagef("--trust-domain: %v", err)
+		}
+	}
+	if os.Getenv("MESHWARD_TOKEN") == "" {
+		return nil, usagef("set MESHWARD_TOKEN to a join token (meshward token create --service %s); it is read from the environment so it never shows in ps", o.service)
+	}
+	var ups []proxy.Upstream
+	for _, u := range o.upstreams {
+		name, rest, ok := strings.Cut(u, "=")
+		if !ok || name == "" || rest == "" {
+			return nil, usagef("--upstream %q: want SERVICE=HOST:PORT[/PROTOCOL]", u)
+		}
+		addr, proto, _ := strings.Cut(rest, "/")
+		ups = append(ups, proxy.Upstream{Service: name, Listen: addr, Protocol: proxy.Protocol(proto)})
+	}
+	return ups, nil
+}
+
+// Command is the sidecar's command line, shared by `meshward proxy` and the
+// lean meshward-proxy binary. logger builds the process logger from the
+// caller's log flags.
+func Command(logger func(io.Writer) (*slog.Logger, error)) *cobra.Command {
+	o := &proxyOptions{}
+	cmd := &cobra.Command{
+		Use:   "proxy --service NAME --control HOST:PORT",
+		Short: "Run one sidecar: mTLS in and out, policy, Workload API",
+		Long: `Run the sidecar of one service instance. It bootstraps its identity with the
+join token in MESHWARD_TOKEN, then renews it by itself. Inbound it terminates
+mTLS (TLS 1.3, client certificate required) and asks the policy for every
+connection or request; outbound it gives the app a plaintext loopback listener
+per upstream and originates mTLS to the upstream's sidecars, checking that they
+hold exactly the upstream's identity. It keeps serving on cached certificates
+and policy while the control plane is unreachable.`,
+		Example: `  MESHWARD_TOKEN=$(meshward token create --service catalog) \
+  meshward proxy --service catalog --control 127.0.0.1:7443 \
+      --inbound 127.0.0.1:15002 --app 127.0.0.1:8082 --protocol http \
+      --upstream payments=127.0.0.1:9004 --admin 127.0.0.1:15102 \
+      --workload-api .meshward/sockets/catalog.sock`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ups, err := o.validate()
+			if err != nil {
+				return err
+			}
+			log, err := logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			var td spiffeid.TrustDomain
+			if o.trustDomain != "" {
+				td = spiffeid.RequireTrustDomainFromString(o.trustDomain)
+			}
+			err = Run(cmd.Context(), Config{
+				Service: o.service, Namespace: o.namespace, Control: o.control, Token: os.Getenv("MESHWARD_TOKEN"),
+				TrustDomain: td, Inbound: o.inbound, App: o.app, Protocol: proxy.Protocol(o.protocol), Port: o.port,
+				Upstreams: ups, HTTPProxy: o.httpProxy, Admin: o.admin, WorkloadAPI: o.workloadAPI, Logger: log,
+			})
+			if errors.Is(err, ErrConfig) {
+				return fmt.Errorf("%w: %w", ErrUsage, err)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.service, "service", "", "service this sidecar belongs to (required)")
+	f.StringVar(&o.namespace, "namespace", "default", "namespace of the service")
+	f.StringVar(&o.control, "control", "127.0.0.1:7443", "control plane address")
+	f.StringVar(&o.trustDomain, "trust-domain", "", "require this trust domain (default: the control plane's)")
+	f.StringVar(&o.inbound, "inbound", "", "mTLS listen address for callers (empty: no inbound side)")
+	f.StringVar(&o.app, "app", "", "the app's plaintext loopback address")
+	f.StringVar(&o.protocol, "protocol", "http", "what the app speaks: http, http2, grpc or tcp")
+	f.IntVar(&o.port, "port", 0, "service port that policies name (default: the app's port)")
+	f.StringArrayVar(&o.upstreams, "upstream", nil, "SERVICE=HOST:PORT[/PROTOCOL]: a plaintext loopback listener for calls to SERVICE (repeatable)")
+	f.StringVar(&o.httpProxy, "http-proxy", "", "plaintext HTTP proxy address where the app calls http://SERVICE/...")
+	f.StringVar(&o.admin, "admin", "127.0.0.1:0", "admin address for /metrics, /healthz and /readyz (loopback)")
+	f.StringVar(&o.workloadAPI, "workload-api", "", "unix socket path for the SPIFFE Workload API (empty: off)")
+	return cmd
+}
+

@@ -1,0 +1,260 @@
+// Package sidecar runs one sidecar process: it bootstraps the workload's
+// identity (source), runs the data plane (proxy) with the policy, bans and
+// endpoints the control plane's watch stream pushes, serves the admin port
+// (/metrics, /healthz, /readyz) and the SPIFFE Workload API. It is kept
+// free of anything only other commands need (Kubernetes clients, the
+// scanner), so the lean meshward-proxy binary links only this.
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"golang.org/x/sync/errgroup"
+
+	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/identity/source"
+	"meshward.dev/meshward/internal/observe"
+	"meshward.dev/meshward/internal/policy"
+	"meshward.dev/meshward/internal/proxy"
+	"meshward.dev/meshward/internal/proxy/workloadapi"
+)
+
+// Config is one sidecar's settings.
+type Config struct {
+	Service     string
+	Namespace   string
+	Control     string               // control plane address
+	Token       string               // join token
+	TrustDomain spiffeid.TrustDomain // optional: required trust domain
+	Inbound     string               // mTLS listener ("" for none)
+	App         string               // the app's loopback address
+	Protocol    proxy.Protocol
+	Port        int // service port policies name (0: the app's port)
+	Upstreams   []proxy.Upstream
+	HTTPProxy   string
+	Admin       string // /metrics, /healthz, /readyz
+	WorkloadAPI string // unix socket path ("" for none)
+	Logger      *slog.Logger
+}
+
+// ErrConfig marks errors in the sidecar's configuration (exit code 2).
+var ErrConfig = errors.New("sidecar config")
+
+// sidecarState is what the watch stream has told the sidecar, for reports.
+type sidecarState struct {
+	mu            sync.Mutex
+	policyVersion string
+	policyError   string
+	endpoints     map[string][]string
+}
+
+// Run bootstraps the sidecar's identity and runs it until ctx is cancelled.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = observe.Discard()
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	adminLn, err := net.Listen("tcp", cfg.Admin)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	defer adminLn.Close()
+
+	var (
+		p     *proxy.Proxy
+		ready = make(chan struct{})
+		state = &sidecarState{endpoints: map[string][]string{}}
+	)
+	bootCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	src, err := source.New(bootCtx, source.Config{
+		ControlAddr: cfg.Control,
+		Token:       cfg.Token,
+		TrustDomain: cfg.TrustDomain,
+		Logger:      log.With(observe.KeyComponent, "identity"),
+		Report: func() *apiv1.WorkloadReport {
+			r := &apiv1.WorkloadReport{AdminAddr: adminLn.Addr().String()}
+			if p != nil && p.InboundAddr() != nil {
+				r.InboundAddr = p.InboundAddr().String()
+			}
+			state.mu.Lock()
+			r.PolicyVersion, r.PolicyError = state.policyVersion, state.policyError
+			state.mu.Unlock()
+			r.ActiveConnections, r.TotalRequests = trafficCounts(reg)
+			return r
+		},
+		OnUpdate: func(u *apiv1.MeshUpdate) {
+			<-ready
+			applyUpdate(p, state, u, log)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("bootstrap identity: %w", err)
+	}
+	defer src.Close()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "meshward_svid_expiry_timestamp_seconds",
+		Help: "When the sidecar's current X.509-SVID expires (unix seconds).",
+	}, func() float64 {
+		if s, err := src.GetX509SVID(); err == nil {
+			return float64(s.Certificates[0].NotAfter.Unix())
+		}
+		return 0
+	}))
+
+	p, err = proxy.New(proxy.Config{
+		Service: cfg.Service, Namespace: cfg.Namespace, TrustDomain: src.TrustDomain(),
+		SVID: src, Bundle: src,
+		InboundAddr: cfg.Inbound, AppAddr: cfg.App, AppProtocol: cfg.Protocol, Port: cfg.Port,
+		Upstreams: cfg.Upstreams, HTTPProxyAddr: cfg.HTTPProxy,
+		Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	close(ready)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return src.Run(ctx) })
+	g.Go(func() error { return p.Run(ctx) })
+	g.Go(func() error { return serveAdmin(ctx, adminLn, reg, src) })
+	if cfg.WorkloadAPI != "" {
+		ws, err := workloadapi.Listen(cfg.WorkloadAPI, src, log.With(observe.KeyComponent, "workloadapi"))
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return ws.Run(ctx) })
+	}
+	attrs := []any{"admin", adminLn.Addr().String()}
+	if a := p.InboundAddr(); a != nil {
+		attrs = append(attrs, "inbound", a.String())
+	}
+	log.Info("sidecar running", attrs...)
+	return g.Wait()
+}
+
+// applyUpdate hands a watch-stream update to the proxy. A policy that does
+// not compile is rejected whole: the old one stays in force, and the next
+// report tells the control plane why.
+func applyUpdate(p *proxy.Proxy, st *sidecarState, u *apiv1.MeshUpdate, log *slog.Logger) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if pol := u.GetPolicy(); pol != nil && pol.Version != st.policyVersion {
+		files := make([]policy.File, 0, len(pol.Files))
+		for _, f := range pol.Files {
+			files = append(files, policy.File{Name: f.Name, Data: f.Content})
+		}
+		e, err := policy.Compile(files, policy.Options{})
+		if err != nil {
+			st.policyError = err.Error()
+			log.Error("pushed policy rejected; the previous policy stays in force", observe.KeyVersion, pol.Version, observe.KeyError, err)
+		} else {
+			p.SetPolicy(e)
+			st.policyVersion, st.policyError = pol.Version, ""
+			log.Info("policy in force", observe.KeyVersion, pol.Version, "revision", pol.Revision)
+		}
+	}
+	var banned []spiffeid.ID
+	for _, b := range u.GetBanned() {
+		if id, err := spiffeid.FromString(b); err == nil {
+			banned = append(banned, id)
+		}
+	}
+	p.SetBanned(banned)
+	// An incomplete registry (a control plane that just restarted) may
+	// lack endpoints that still run: then only add, never remove.
+	next := map[string][]string{}
+	for svc, eps := range u.GetEndpoints() {
+		next[svc] = eps.GetAddrs()
+	}
+	if !u.GetEndpointsComplete() {
+		for svc, old := range st.endpoints {
+			next[svc] = union(old, next[svc])
+		}
+	}
+	for svc, addrs := range next {
+		if !slices.Equal(addrs, st.endpoints[svc]) {
+			if err := p.SetEndpoints(svc, addrs); err != nil {
+				log.Warn("bad endpoints ignored", observe.KeyService, svc, observe.KeyError, err)
+			}
+		}
+	}
+	for svc := range st.endpoints {
+		if _, ok := next[svc]; !ok {
+			_ = p.SetEndpoints(svc, nil)
+		}
+	}
+	st.endpoints = next
+}
+
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// trafficCounts reads active connections and total requests from the
+// sidecar's own metrics, the single source of truth.
+func trafficCounts(g prometheus.Gatherer) (active, total int64) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0, 0
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "meshward_active_connections":
+				active += int64(m.GetGauge().GetValue())
+			case "meshward_requests_total", "meshward_tcp_connections_total":
+				total += int64(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return active, total
+}
+
+// serveAdmin serves /metrics, /healthz (the process runs) and /readyz (it
+// holds an unexpired SVID).
+func serveAdmin(ctx context.Context, ln net.Listener, reg *prometheus.Registry, src *source.Source) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		s, err := src.GetX509SVID()
+		if err != nil || time.Now().After(s.Certificates[0].NotAfter) {
+			http.Error(w, "no valid SVID", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
