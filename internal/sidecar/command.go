@@ -120,4 +120,3 @@ and policy while the control plane is unreachable.`,
 	f.StringVar(&o.workloadAPI, "workload-api", "", "unix socket path for the SPIFFE Workload API (empty: off)")
 	return cmd
 }
-
