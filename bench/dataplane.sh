@@ -147,6 +147,7 @@ declare -A IDLE CPU0
 IDLE[meshward]=$(rss_kb "$PID_mwA" "$PID_mwB"); CPU0[meshward]=$(cpu_s "$PID_mwA" "$PID_mwB")
 IDLE[nginx]=$(rss_kb "$PID_nginx");             CPU0[nginx]=$(cpu_s "$PID_nginx")
 IDLE[haproxy]=$(rss_kb "$PID_haproxy");         CPU0[haproxy]=$(cpu_s "$PID_haproxy")
+MW_SIDECAR_IDLE=$(rss_kb "$PID_mwA")
 
 fortio_json() { # url out.json extra-args...
   local url=$1 out=$2; shift 2
@@ -191,7 +192,7 @@ declare -A PEAK CPU
 PEAK[meshward]=$(hwm_kb "$PID_mwA" "$PID_mwB"); CPU[meshward]=$(python3 -c "print($(cpu_s "$PID_mwA" "$PID_mwB")-${CPU0[meshward]})")
 PEAK[nginx]=$(hwm_kb "$PID_nginx");             CPU[nginx]=$(python3 -c "print($(cpu_s "$PID_nginx")-${CPU0[nginx]})")
 PEAK[haproxy]=$(hwm_kb "$PID_haproxy");         CPU[haproxy]=$(python3 -c "print($(cpu_s "$PID_haproxy")-${CPU0[haproxy]})")
-MW_SIDECAR_IDLE=$(rss_kb "$PID_mwA"); MW_SIDECAR_PEAK=$(hwm_kb "$PID_mwA")
+MW_SIDECAR_PEAK=$(hwm_kb "$PID_mwA")
 MW_B_PEAK=$(hwm_kb "$PID_mwB")
 
 python3 - "$RES" <<PY

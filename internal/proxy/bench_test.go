@@ -4,16 +4,16 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"meshward.dev/meshward/internal/mtls"
 )
 
 // BenchmarkMeshHTTP1 measures one keep-alive HTTP/1.1 request from the app
 // through both sidecars (plaintext -> pooled HTTP/2 mTLS -> HTTP/1.1 to the
 // app) and back. allocs/op covers the client, both sidecars and the app.
 func BenchmarkMeshHTTP1(b *testing.B) {
-	app := newEchoApp(&testing.T{}, false, nil)
-	m := newMesh(&testing.T{}, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP})
-	defer m.stop()
-	defer app.srv.Close()
+	app := newEchoApp(b, false, nil)
+	m := newMesh(b, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP})
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	url := m.outURL("/bench")
 	b.ReportAllocs()
@@ -44,4 +44,28 @@ func BenchmarkGuardScan(b *testing.B) {
 	for b.Loop() {
 		g.scan(req)
 	}
+}
+func benchSerial(b *testing.B, c *http.Client, url string) {
+	b.Helper()
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+}
+
+// BenchmarkSerial is one request at a time: the latency each hop adds
+// (direct to the app, through the inbound sidecar only, through both).
+func BenchmarkSerial(b *testing.B) {
+	app := newEchoApp(b, false, nil)
+	m := newMesh(b, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP})
+	b.Run("direct", func(b *testing.B) { benchSerial(b, &http.Client{}, "http://"+app.addr+"/") })
+	b.Run("inbound-only", func(b *testing.B) {
+		benchSerial(b, h2Client(sidecarTLS(b, m.ca, frontendID, mtls.ALPNHTTP2)), "https://"+m.cat.InboundAddr().String()+"/")
+	})
+	b.Run("mesh", func(b *testing.B) { benchSerial(b, &http.Client{}, m.outURL("/")) })
 }

@@ -64,7 +64,7 @@ type meshOpts struct {
 	noPolicy bool
 }
 
-func newMesh(t *testing.T, o meshOpts) *mesh {
+func newMesh(t testing.TB, o meshOpts) *mesh {
 	t.Helper()
 	ca := testpki.NewCA(t, td)
 	m := &mesh{
@@ -130,7 +130,7 @@ func (m *mesh) outURL(path string) string {
 
 // sidecarTLS is a client config for talking to the catalog inbound directly
 // as the holder of svidID's certificate from ca (a sidecar or an attacker).
-func sidecarTLS(t *testing.T, ca *testpki.CA, svidID string, alpn string) *tls.Config {
+func sidecarTLS(t testing.TB, ca *testpki.CA, svidID string, alpn string) *tls.Config {
 	t.Helper()
 	src := mtlstest.NewSource(ca.SVID(t, svidID), ca.Bundle())
 	return mtls.ClientConfig(src, src, mtls.AuthorizeMemberOf(ca.TrustDomain), mtls.Options{NextProtos: []string{alpn}})
@@ -145,7 +145,7 @@ type echoApp struct {
 	paths []string
 }
 
-func newEchoApp(t *testing.T, h2c bool, extra map[string]http.Handler) *echoApp {
+func newEchoApp(t testing.TB, h2c bool, extra map[string]http.Handler) *echoApp {
 	t.Helper()
 	a := &echoApp{}
 	mux := http.NewServeMux()
