@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -125,13 +126,11 @@ func (a *celActivation) ResolveName(name string) (any, bool) {
 		}
 		return types.String(r.HTTP.Path), true
 	case "request.headers":
-		m := map[string]string{}
+		var h http.Header
 		if r.HTTP != nil {
-			for k, v := range r.HTTP.Headers {
-				m[strings.ToLower(k)] = strings.Join(v, ", ")
-			}
+			h = r.HTTP.Headers
 		}
-		return types.NewStringStringMap(types.DefaultTypeAdapter, m), true
+		return &celHeaders{h: h}, true
 	case "time":
 		return types.Timestamp{Time: a.now}, true
 	}

@@ -292,7 +292,7 @@ spec:
       when: '` + when + `'
 `
 	}
-	req := httpReq(t, "spiffe://meshward.local/ns/default/sa/web", "api", 8080, "GET", "/x", "X-Env", "prod")
+	req := httpReq(t, "spiffe://meshward.local/ns/default/sa/web", "api", 8080, "GET", "/x", "X-Env", "prod", "X-Multi", "a", "X-Multi", "b")
 	tests := []struct {
 		when string
 		want bool
@@ -300,6 +300,12 @@ spec:
 		{`request.headers["x-env"] == "prod"`, true},
 		{`request.headers["x-env"] == "dev"`, false},
 		{`request.headers["missing"] == "prod"`, false}, // error: fail closed
+		{`request.headers["X-ENV"] == "prod"`, true},    // names are case-insensitive
+		{`"x-env" in request.headers && !("x-other" in request.headers)`, true},
+		{`request.headers.exists(k, k == "x-env")`, true}, // iteration sees lower-case names
+		{`size(request.headers) == 2`, true},
+		{`request.headers == {"x-env": "prod", "x-multi": "a, b"}`, true},
+		{`request.headers["x-multi"] == "a, b"`, true}, // repeated values joined
 		{`source.service == "web" && source.namespace == "default" && source.trustDomain == "meshward.local"`, true},
 		{`source.identity.startsWith("spiffe://meshward.local/")`, true},
 		{`destination.port == 8080 && destination.service == "api" && destination.namespace == "default"`, true},
