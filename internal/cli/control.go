@@ -2,16 +2,24 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"golang.org/x/sync/errgroup"
 
 	"meshward.dev/meshward/internal/config"
 	"meshward.dev/meshward/internal/control"
+	"meshward.dev/meshward/internal/dashboard"
 	"meshward.dev/meshward/internal/identity/ca"
 	"meshward.dev/meshward/internal/policy"
 	"meshward.dev/meshward/internal/store"
@@ -25,6 +33,9 @@ type controlOptions struct {
 	workloadTTL     time.Duration
 	intermediateTTL time.Duration
 	rootTTL         time.Duration
+	// http is where the dashboard and the control plane's /metrics are
+	// served ("" for nowhere).
+	http string
 	// mesh, when set (by `up`), lets policy checks verify that targets
 	// exist.
 	mesh *config.Mesh
@@ -71,35 +82,74 @@ rest.`,
 	f.DurationVar(&o.workloadTTL, "workload-ttl", ca.DefaultWorkloadTTL, "lifetime of workload certificates")
 	f.DurationVar(&o.intermediateTTL, "intermediate-ttl", ca.DefaultIntermediateTTL, "lifetime of the intermediate CA (rotated at half-life)")
 	f.DurationVar(&o.rootTTL, "root-ttl", ca.DefaultRootTTL, "lifetime of a new root CA")
+	f.StringVar(&o.http, "dashboard", "127.0.0.1:9900", "address of the web dashboard and /metrics (loopback; empty: off)")
 	return cmd
 }
 
 func runControl(ctx context.Context, o *controlOptions, log *slog.Logger) error {
-	srv, closeFn, err := newControlPlane(ctx, o, log)
+	cp, err := newControlPlane(ctx, o, log)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	return srv.Run(ctx)
+	defer cp.close()
+	return cp.run(ctx)
+}
+
+// controlPlane is the control plane server plus its HTTP side (dashboard
+// and /metrics).
+type controlPlane struct {
+	srv   *control.Server
+	web   *http.Server
+	webLn net.Listener
+	close func()
+}
+
+// run serves until ctx is cancelled.
+func (cp *controlPlane) run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return cp.srv.Run(ctx) })
+	if cp.web != nil {
+		g.Go(func() error {
+			go func() {
+				<-ctx.Done()
+				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_ = cp.web.Shutdown(sctx)
+			}()
+			if err := cp.web.Serve(cp.webLn); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// DashboardURL is where the dashboard is served ("" when off).
+func (cp *controlPlane) dashboardURL() string {
+	if cp.webLn == nil {
+		return ""
+	}
+	return "http://" + cp.webLn.Addr().String() + "/"
 }
 
 // newControlPlane opens the store and the CA and builds the server (used
 // by `control` and `up`).
-func newControlPlane(ctx context.Context, o *controlOptions, log *slog.Logger) (*control.Server, func(), error) {
+func newControlPlane(ctx context.Context, o *controlOptions, log *slog.Logger) (*controlPlane, error) {
 	td := spiffeid.RequireTrustDomainFromString(o.trustDomain)
 	var sealer *store.Sealer
 	if k := os.Getenv("MESHWARD_STORE_KEY"); k != "" {
 		key, err := store.ParseSealKey(k)
 		if err != nil {
-			return nil, nil, usageErrf("MESHWARD_STORE_KEY: %v", err)
+			return nil, usageErrf("MESHWARD_STORE_KEY: %v", err)
 		}
 		if sealer, err = store.NewSealer(key); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	st, err := bolt.Open(o.dataDir, sealer)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	authority, err := ca.New(ctx, ca.Config{
 		TrustDomain: td, Store: st, Logger: log.With("component", "ca"),
@@ -107,18 +157,40 @@ func newControlPlane(ctx context.Context, o *controlOptions, log *slog.Logger) (
 	})
 	if err != nil {
 		st.Close()
-		return nil, nil, err
+		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := control.New(ctx, control.Config{
 		TrustDomain: td, Listen: o.listen, DataDir: o.dataDir, Store: st, CA: authority,
-		CheckPolicy: policyChecker(o.mesh), Logger: log.With("component", "control"),
+		CheckPolicy: policyChecker(o.mesh), Logger: log.With("component", "control"), Registerer: reg,
 	})
 	if err != nil {
 		st.Close()
-		return nil, nil, err
+		return nil, err
+	}
+	cp := &controlPlane{srv: srv, close: func() { st.Close() }}
+	if o.http != "" {
+		dash, err := dashboard.New(dashboard.Config{Source: srv, Mesh: o.mesh, Logger: log.With("component", "dashboard")})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.Handle("/", dash)
+		ln, err := net.Listen("tcp", o.http)
+		if err != nil {
+			st.Close()
+			return nil, usageErrf("dashboard listen %s: %v", o.http, err)
+		}
+		cp.web = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		cp.webLn = ln
+		log.Info("dashboard", "url", cp.dashboardURL())
 	}
 	log.Info("admin credential", "dir", fmt.Sprintf("%s/%s", o.dataDir, control.AdminDir))
-	return srv, func() { st.Close() }, nil
+	return cp, nil
 }
 
 // policyChecker compiles a policy set with the same engine the sidecars

@@ -23,11 +23,12 @@ import (
 )
 
 type upOptions struct {
-	file    string
-	demo    bool
-	dataDir string
-	fresh   bool
-	control string
+	file      string
+	demo      bool
+	dataDir   string
+	fresh     bool
+	control   string
+	dashboard string
 }
 
 func (o *upOptions) validate() error {
@@ -71,6 +72,7 @@ MESHWARD_TRUST_DOMAIN and MESHWARD_PORT.`,
 	f.StringVar(&o.dataDir, "data-dir", "", "data dir (default: the mesh file's spec.dataDir; .meshward for --demo)")
 	f.BoolVar(&o.fresh, "fresh", false, "start from an empty data dir: new CA, new identities")
 	f.StringVar(&o.control, "control", "", "control plane listen address (default: the mesh file's spec.control.listen)")
+	f.StringVar(&o.dashboard, "dashboard", "", "dashboard listen address (default: the mesh file's spec.dashboard.listen)")
 	return cmd
 }
 
@@ -107,16 +109,17 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 	// The control plane runs in this process; it stops last.
 	ctrlCtx, stopControl := context.WithCancel(context.Background())
 	defer stopControl()
-	srv, closeStore, err := newControlPlane(ctx, &controlOptions{
-		dataDir: dataDir, listen: mesh.Control.Listen, trustDomain: mesh.TrustDomain, mesh: mesh,
+	cp, err := newControlPlane(ctx, &controlOptions{
+		dataDir: dataDir, listen: mesh.Control.Listen, trustDomain: mesh.TrustDomain, mesh: mesh, http: mesh.Dashboard.Listen,
 		workloadTTL: ca.DefaultWorkloadTTL, intermediateTTL: ca.DefaultIntermediateTTL, rootTTL: ca.DefaultRootTTL,
 	}, log)
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)
 	}
-	defer closeStore()
+	defer cp.close()
+	srv := cp.srv
 	ctrlDone := make(chan error, 1)
-	go func() { ctrlDone <- srv.Run(ctrlCtx) }()
+	go func() { ctrlDone <- cp.run(ctrlCtx) }()
 
 	admin, err := control.DialAdmin(dataDir, srv.Addr().String())
 	if err != nil {
@@ -130,7 +133,7 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 	sup, err := localmesh.New(localmesh.Config{
 		Mesh: mesh, Executable: exe, Sidecar: sidecarCommand(exe), ControlAddr: srv.Addr().String(), Admin: admin, Out: out,
 		SidecarArgs: []string{"--log-format", g.logFormat, "--log-level", g.logLevel},
-		OnReady:     func() { printBanner(out, mesh, srv.Addr().String(), rev, o.demo) },
+		OnReady:     func() { printBanner(out, mesh, srv.Addr().String(), cp.dashboardURL(), rev, o.demo) },
 	})
 	if err != nil {
 		return err
@@ -174,9 +177,7 @@ func loadUpMesh(o *upOptions) (*config.Mesh, error) {
 		if o.dataDir != "" {
 			m.DataDir = absPath(o.dataDir)
 		}
-		if o.control != "" {
-			m.Control.Listen = o.control
-		}
+		o.override(m)
 		return m, nil
 	}
 	dataDir := o.dataDir
@@ -192,10 +193,18 @@ func loadUpMesh(o *upOptions) (*config.Mesh, error) {
 		return nil, err
 	}
 	m.DataDir = absPath(dataDir)
+	o.override(m)
+	return m, nil
+}
+
+// override applies the listen-address flags to the mesh.
+func (o *upOptions) override(m *config.Mesh) {
 	if o.control != "" {
 		m.Control.Listen = o.control
 	}
-	return m, nil
+	if o.dashboard != "" {
+		m.Dashboard.Listen = o.dashboard
+	}
 }
 
 func absPath(p string) string {
@@ -256,10 +265,13 @@ func applyMeshPolicies(ctx context.Context, admin *control.AdminClient, mesh *co
 	return v.Revision, nil
 }
 
-func printBanner(out *localmesh.Output, mesh *config.Mesh, control string, rev int64, isDemo bool) {
+func printBanner(out *localmesh.Output, mesh *config.Mesh, control, dashboardURL string, rev int64, isDemo bool) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n  meshward: mesh %q is up (trust domain %s)\n", mesh.Name, mesh.TrustDomain)
 	fmt.Fprintf(&b, "  control plane  %s   data dir %s\n", control, mesh.DataDirPath())
+	if dashboardURL != "" {
+		fmt.Fprintf(&b, "  dashboard      %s\n", dashboardURL)
+	}
 	fmt.Fprintf(&b, "  policies       %s (revision %d)\n", mesh.PoliciesDir(), rev)
 	for _, s := range mesh.Services {
 		if s.Expose != "" {

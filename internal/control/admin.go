@@ -58,6 +58,7 @@ func (s *Server) CreateToken(ctx context.Context, req *apiv1.CreateTokenRequest)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	s.m.tokens.WithLabelValues("created").Inc()
 	s.audit(ctx, "token.create", actor.String(), id.String(), "expires "+exp.UTC().Format(time.RFC3339), "ok")
 	return &apiv1.CreateTokenResponse{Token: tok.String(), SpiffeId: id.String(), ExpiresAt: exp.Unix()}, nil
 }
@@ -283,19 +284,7 @@ func (s *Server) MeshStatus(ctx context.Context, _ *apiv1.MeshStatusRequest) (*a
 	if _, err := s.requireAdmin(ctx, "mesh.status"); err != nil {
 		return nil, err
 	}
-	resp := &apiv1.MeshStatusResponse{
-		TrustDomain: s.cfg.TrustDomain.Name(),
-		Workloads:   s.hub.workloads(),
-		Ca:          s.caStatus(),
-		StartedAt:   s.started.Unix(),
-	}
-	s.hub.mu.Lock()
-	resp.Banned = slices.Clone(s.hub.state.banned)
-	if p := s.hub.state.policy; p != nil {
-		resp.Policy = &apiv1.PolicyVersion{Revision: p.Revision, Version: p.Version, GitCommit: p.GitCommit, Files: int32(len(p.Files))}
-	}
-	s.hub.mu.Unlock()
-	return resp, nil
+	return s.Status(), nil
 }
 
 // Audit implements apiv1.ControlServer.
@@ -324,4 +313,34 @@ func policyMessage(v store.PolicyVersion) *apiv1.Policy {
 
 func versionMessage(v store.PolicyVersion) *apiv1.PolicyVersion {
 	return &apiv1.PolicyVersion{Revision: v.Revision, Version: v.Version, AppliedAt: v.AppliedAt.Unix(), AppliedBy: v.AppliedBy, GitCommit: v.GitCommit, Files: int32(len(v.Files)), Note: v.Note}
+}
+
+// Status is the mesh status for in-process readers (the dashboard): the
+// same view MeshStatus gives an admin.
+func (s *Server) Status() *apiv1.MeshStatusResponse {
+	resp := &apiv1.MeshStatusResponse{
+		TrustDomain: s.cfg.TrustDomain.Name(),
+		Workloads:   s.hub.workloads(),
+		Ca:          s.caStatus(),
+		StartedAt:   s.started.Unix(),
+	}
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	resp.Banned = slices.Clone(s.hub.state.banned)
+	if p := s.hub.state.policy; p != nil {
+		resp.Policy = &apiv1.PolicyVersion{Revision: p.Revision, Version: p.Version, GitCommit: p.GitCommit, Files: int32(len(p.Files))}
+	}
+	return resp
+}
+
+// AuditEvents is the audit trail since a time, for in-process readers.
+func (s *Server) AuditEvents(ctx context.Context, since time.Time) ([]store.AuditEvent, error) {
+	return s.cfg.Store.Audit(ctx, since)
+}
+
+// CurrentPolicy is the policy set in force (nil before the first apply).
+func (s *Server) CurrentPolicy() *apiv1.Policy {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return s.hub.state.policy
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"time"
 	"slices"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -32,9 +34,12 @@ func (s *Server) Bootstrap(ctx context.Context, req *apiv1.BootstrapRequest) (*a
 		return err
 	})
 	if err != nil {
+		s.m.tokens.WithLabelValues("refused").Inc()
+		s.m.certsRefused.WithLabelValues(refusalReason(err)).Inc()
 		s.audit(ctx, "cert.refuse", "bootstrap", id.String(), err.Error(), "refused")
 		return nil, toStatus(err)
 	}
+	s.m.tokens.WithLabelValues("used").Inc()
 	return s.issue(ctx, req.GetCsr(), id, "bootstrap")
 }
 
@@ -48,6 +53,7 @@ func (s *Server) Renew(ctx context.Context, req *apiv1.RenewRequest) (*apiv1.SVI
 		return nil, status.Errorf(codes.PermissionDenied, "%s is not a workload identity", id)
 	}
 	if s.isBanned(id) {
+		s.m.certsRefused.WithLabelValues("banned").Inc()
 		s.audit(ctx, "cert.refuse", id.String(), id.String(), "renew: identity is banned", "refused")
 		return nil, toStatus(errBanned)
 	}
@@ -57,9 +63,15 @@ func (s *Server) Renew(ctx context.Context, req *apiv1.RenewRequest) (*apiv1.SVI
 func (s *Server) issue(ctx context.Context, csr []byte, id spiffeid.ID, actor string) (*apiv1.SVIDResponse, error) {
 	chain, err := s.cfg.CA.Sign(ctx, csr, id, 0)
 	if err != nil {
+		s.m.certsRefused.WithLabelValues(refusalReason(err)).Inc()
 		s.audit(ctx, "cert.refuse", actor, id.String(), err.Error(), "refused")
 		return nil, toStatus(err)
 	}
+	kind := "renew"
+	if actor == "bootstrap" {
+		kind = "bootstrap"
+	}
+	s.m.certsIssued.WithLabelValues(kind).Inc()
 	s.log.Debug("issued svid", observe.KeySPIFFEID, id.String(), observe.KeySerial, identity.SerialHex(chain[0]), observe.KeyNotAfter, chain[0].NotAfter)
 	resp := &apiv1.SVIDResponse{SpiffeId: id.String()}
 	for _, c := range chain {
@@ -97,16 +109,20 @@ func (s *Server) Watch(stream apiv1.Control_WatchServer) error {
 				recvErr <- err
 				return
 			}
+			s.recordDenies(ctx, id, r)
 			s.hub.report(key, r, s.cfg.Now())
 			s.kickAdvance()
 		}
 	}()
 	var last *apiv1.MeshUpdate
 	for {
-		u, changed := s.hub.view(key, s.cfg.CA.SigningRootFP(), s.cfg.CA.Phase(), s.endpointsComplete())
+		u, changed, changedAt := s.hub.view(key, s.cfg.CA.SigningRootFP(), s.cfg.CA.Phase(), s.endpointsComplete())
 		if last == nil || !proto.Equal(u, last) {
 			if err := stream.Send(u); err != nil {
 				return err
+			}
+			if last != nil {
+				s.m.pushLatency.Observe(since(changedAt))
 			}
 			last = u
 		}
@@ -126,6 +142,43 @@ func (s *Server) Watch(stream apiv1.Control_WatchServer) error {
 }
 
 var errBanned = errors.New("identity is banned")
+
+// recordDenies writes the denies a sidecar reported into the audit trail,
+// with the policy version (and git commit) that decided.
+func (s *Server) recordDenies(ctx context.Context, reporter spiffeid.ID, r *apiv1.WorkloadReport) {
+	if len(r.GetDenies()) == 0 && r.GetDeniesDropped() == 0 {
+		return
+	}
+	s.hub.mu.Lock()
+	var commit, version string
+	if p := s.hub.state.policy; p != nil {
+		commit, version = p.GitCommit, p.Version
+	}
+	s.hub.mu.Unlock()
+	for _, d := range r.GetDenies() {
+		action, outcome := "request.deny", "denied"
+		if d.GetMode() == "audit" {
+			action, outcome = "request.audit-deny", "would-deny"
+		}
+		what := d.GetMethod() + " " + d.GetPath()
+		if d.GetMethod() == "" {
+			what = "connection"
+		}
+		detail := fmt.Sprintf("%s port %d rule=%s policy=%s mode=%s version=%s", what, d.GetPort(), d.GetRule(), d.GetPolicy(), d.GetMode(), d.GetPolicyVersion())
+		if commit != "" && d.GetPolicyVersion() == version {
+			detail += " commit=" + commit
+		}
+		s.m.denies.WithLabelValues(d.GetDestination(), d.GetRule()).Inc()
+		e := store.AuditEvent{Time: time.Unix(0, d.GetTime()), Action: action, Actor: d.GetSource(), Subject: d.GetDestination(), Detail: detail, Outcome: outcome}
+		if err := s.cfg.Store.AppendAudit(ctx, e); err != nil {
+			s.log.Error("audit write failed", observe.KeyError, err)
+			return
+		}
+	}
+	if n := r.GetDeniesDropped(); n > 0 {
+		s.audit(ctx, "request.deny", reporter.String(), reporter.String(), fmt.Sprintf("%d more denies not itemized (rate bound)", n), "denied")
+	}
+}
 
 // endpointsComplete reports whether the registry can be trusted to list
 // every running sidecar: not until sidecars have had time to reconnect
@@ -167,6 +220,25 @@ func (s *Server) isBanned(id spiffeid.ID) bool {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	return slices.Contains(s.hub.state.banned, id.String())
+}
+
+// refusalReason is the reason label of meshward_control_certs_refused_total.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, attest.ErrBadToken):
+		return "token_malformed"
+	case errors.Is(err, store.ErrTokenUsed):
+		return "token_used"
+	case errors.Is(err, store.ErrTokenExpired):
+		return "token_expired"
+	case errors.Is(err, store.ErrTokenUnknown):
+		return "token_unknown"
+	case errors.Is(err, ca.ErrBadCSR):
+		return "bad_csr"
+	case errors.Is(err, errBanned):
+		return "banned"
+	}
+	return "internal"
 }
 
 // toStatus turns domain errors into gRPC statuses at the edge.

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -50,6 +51,9 @@ type Config struct {
 	TickInterval time.Duration
 	// AdminTTL is the lifetime of the admin credential (default 24h).
 	AdminTTL time.Duration
+	// Registerer receives the control plane's metrics (nil: a private
+	// registry).
+	Registerer prometheus.Registerer
 	// EndpointsWarmup is how long after start the endpoint registry is
 	// treated as incomplete (default 20s, longer than a sidecar's
 	// reconnect backoff).
@@ -87,6 +91,7 @@ type Server struct {
 	certFP  atomic.Value                    // signing root it chains to (string)
 	started time.Time
 
+	m        *metrics
 	mu       sync.Mutex // guards policy and bans writes
 	advanceC chan struct{}
 }
@@ -120,6 +125,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		started:  cfg.Now(),
 	}
 	s.hub = newHub()
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	s.m = newMetrics(cfg.Registerer, s)
 	if err := s.loadMeshState(ctx); err != nil {
 		return nil, err
 	}

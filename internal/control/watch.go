@@ -39,8 +39,9 @@ type hub struct {
 	state   meshState
 	fleet   map[uint64]*member
 	nextKey uint64
-	changed chan struct{}
-	done    chan struct{}
+	changed   chan struct{}
+	changedAt time.Time // when changed was last closed
+	done      chan struct{}
 }
 
 func newHub() *hub {
@@ -50,6 +51,7 @@ func newHub() *hub {
 func (h *hub) notifyLocked() {
 	close(h.changed)
 	h.changed = make(chan struct{})
+	h.changedAt = time.Now()
 }
 
 // update changes the mesh state and wakes every stream.
@@ -69,6 +71,12 @@ func (h *hub) close() {
 	default:
 		close(h.done)
 	}
+}
+
+func (h *hub) size() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.fleet)
 }
 
 func (h *hub) join(m *member) uint64 {
@@ -106,7 +114,7 @@ func (h *hub) report(key uint64, r *apiv1.WorkloadReport, now time.Time) {
 
 // view returns the current snapshot for the member with key, and the
 // channel that is closed at the next change.
-func (h *hub) view(key uint64, signingRoot string, phase ca.Phase, complete bool) (*apiv1.MeshUpdate, <-chan struct{}) {
+func (h *hub) view(key uint64, signingRoot string, phase ca.Phase, complete bool) (*apiv1.MeshUpdate, <-chan struct{}, time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	u := &apiv1.MeshUpdate{Policy: h.state.policy, Banned: h.state.banned, Endpoints: map[string]*apiv1.Endpoints{}, EndpointsComplete: complete}
@@ -133,7 +141,7 @@ func (h *hub) view(key uint64, signingRoot string, phase ca.Phase, complete bool
 	if m := h.fleet[key]; m != nil && phase == ca.PhaseActivate && m.report != nil && m.report.SvidRoot != signingRoot {
 		u.RenewNow = true
 	}
-	return u, h.changed
+	return u, h.changed, h.changedAt
 }
 
 // holdings is the fleet's proof for root rotation.

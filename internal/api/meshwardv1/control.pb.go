@@ -194,7 +194,9 @@ type WorkloadReport struct {
 	PolicyError       string                 `protobuf:"bytes,8,opt,name=policy_error,json=policyError,proto3" json:"policy_error,omitempty"`       // why the last pushed policy was rejected
 	ActiveConnections int64                  `protobuf:"varint,9,opt,name=active_connections,json=activeConnections,proto3" json:"active_connections,omitempty"`
 	TotalRequests     int64                  `protobuf:"varint,10,opt,name=total_requests,json=totalRequests,proto3" json:"total_requests,omitempty"`
-	AdminAddr         string                 `protobuf:"bytes,11,opt,name=admin_addr,json=adminAddr,proto3" json:"admin_addr,omitempty"` // the sidecar's admin (metrics) address
+	AdminAddr         string                 `protobuf:"bytes,11,opt,name=admin_addr,json=adminAddr,proto3" json:"admin_addr,omitempty"`              // the sidecar's admin (metrics) address
+	Denies            []*Deny                `protobuf:"bytes,12,rep,name=denies,proto3" json:"denies,omitempty"`                                     // denies since the last report (bounded)
+	DeniesDropped     int64                  `protobuf:"varint,13,opt,name=denies_dropped,json=deniesDropped,proto3" json:"denies_dropped,omitempty"` // denies not sent because of the bound
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -306,6 +308,138 @@ func (x *WorkloadReport) GetAdminAddr() string {
 	return ""
 }
 
+func (x *WorkloadReport) GetDenies() []*Deny {
+	if x != nil {
+		return x.Denies
+	}
+	return nil
+}
+
+func (x *WorkloadReport) GetDeniesDropped() int64 {
+	if x != nil {
+		return x.DeniesDropped
+	}
+	return 0
+}
+
+// Deny is one request or connection a sidecar refused (or, in audit mode,
+// would have refused), for the audit trail.
+type Deny struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Time          int64                  `protobuf:"varint,1,opt,name=time,proto3" json:"time,omitempty"`              // unix nanoseconds
+	Source        string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`           // caller SPIFFE ID
+	Destination   string                 `protobuf:"bytes,3,opt,name=destination,proto3" json:"destination,omitempty"` // service
+	Port          int32                  `protobuf:"varint,4,opt,name=port,proto3" json:"port,omitempty"`
+	Method        string                 `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"` // "" for L4
+	Path          string                 `protobuf:"bytes,6,opt,name=path,proto3" json:"path,omitempty"`     // normalized
+	Policy        string                 `protobuf:"bytes,7,opt,name=policy,proto3" json:"policy,omitempty"`
+	Rule          string                 `protobuf:"bytes,8,opt,name=rule,proto3" json:"rule,omitempty"` // the rule or default that decided
+	Mode          string                 `protobuf:"bytes,9,opt,name=mode,proto3" json:"mode,omitempty"` // enforce | audit
+	PolicyVersion string                 `protobuf:"bytes,10,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Deny) Reset() {
+	*x = Deny{}
+	mi := &file_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Deny) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Deny) ProtoMessage() {}
+
+func (x *Deny) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Deny.ProtoReflect.Descriptor instead.
+func (*Deny) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Deny) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *Deny) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Deny) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *Deny) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *Deny) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *Deny) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Deny) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *Deny) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *Deny) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *Deny) GetPolicyVersion() string {
+	if x != nil {
+		return x.PolicyVersion
+	}
+	return ""
+}
+
 type MeshUpdate struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Bundle    [][]byte               `protobuf:"bytes,1,rep,name=bundle,proto3" json:"bundle,omitempty"`                                                                                 // DER roots
@@ -323,7 +457,7 @@ type MeshUpdate struct {
 
 func (x *MeshUpdate) Reset() {
 	*x = MeshUpdate{}
-	mi := &file_control_proto_msgTypes[4]
+	mi := &file_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +469,7 @@ func (x *MeshUpdate) String() string {
 func (*MeshUpdate) ProtoMessage() {}
 
 func (x *MeshUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[4]
+	mi := &file_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +482,7 @@ func (x *MeshUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshUpdate.ProtoReflect.Descriptor instead.
 func (*MeshUpdate) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{4}
+	return file_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MeshUpdate) GetBundle() [][]byte {
@@ -402,7 +536,7 @@ type Endpoints struct {
 
 func (x *Endpoints) Reset() {
 	*x = Endpoints{}
-	mi := &file_control_proto_msgTypes[5]
+	mi := &file_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +548,7 @@ func (x *Endpoints) String() string {
 func (*Endpoints) ProtoMessage() {}
 
 func (x *Endpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[5]
+	mi := &file_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +561,7 @@ func (x *Endpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoints.ProtoReflect.Descriptor instead.
 func (*Endpoints) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{5}
+	return file_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Endpoints) GetAddrs() []string {
@@ -449,7 +583,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +595,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +608,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{6}
+	return file_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Policy) GetVersion() string {
@@ -515,7 +649,7 @@ type PolicyFile struct {
 
 func (x *PolicyFile) Reset() {
 	*x = PolicyFile{}
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +661,7 @@ func (x *PolicyFile) String() string {
 func (*PolicyFile) ProtoMessage() {}
 
 func (x *PolicyFile) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +674,7 @@ func (x *PolicyFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyFile.ProtoReflect.Descriptor instead.
 func (*PolicyFile) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{7}
+	return file_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PolicyFile) GetName() string {
@@ -568,7 +702,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +714,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +727,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{8}
+	return file_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateTokenRequest) GetService() string {
@@ -628,7 +762,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +774,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +787,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{9}
+	return file_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -685,7 +819,7 @@ type CAStatusRequest struct {
 
 func (x *CAStatusRequest) Reset() {
 	*x = CAStatusRequest{}
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +831,7 @@ func (x *CAStatusRequest) String() string {
 func (*CAStatusRequest) ProtoMessage() {}
 
 func (x *CAStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +844,7 @@ func (x *CAStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatusRequest.ProtoReflect.Descriptor instead.
 func (*CAStatusRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{10}
+	return file_control_proto_rawDescGZIP(), []int{11}
 }
 
 type Certificate struct {
@@ -729,7 +863,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +875,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +888,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{11}
+	return file_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Certificate) GetRole() string {
@@ -823,7 +957,7 @@ type Lagging struct {
 
 func (x *Lagging) Reset() {
 	*x = Lagging{}
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +969,7 @@ func (x *Lagging) String() string {
 func (*Lagging) ProtoMessage() {}
 
 func (x *Lagging) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +982,7 @@ func (x *Lagging) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lagging.ProtoReflect.Descriptor instead.
 func (*Lagging) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{12}
+	return file_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Lagging) GetSpiffeId() string {
@@ -880,7 +1014,7 @@ type CAStatusResponse struct {
 
 func (x *CAStatusResponse) Reset() {
 	*x = CAStatusResponse{}
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1026,7 @@ func (x *CAStatusResponse) String() string {
 func (*CAStatusResponse) ProtoMessage() {}
 
 func (x *CAStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1039,7 @@ func (x *CAStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatusResponse.ProtoReflect.Descriptor instead.
 func (*CAStatusResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{13}
+	return file_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CAStatusResponse) GetTrustDomain() string {
@@ -966,7 +1100,7 @@ type RotateCARequest struct {
 
 func (x *RotateCARequest) Reset() {
 	*x = RotateCARequest{}
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1112,7 @@ func (x *RotateCARequest) String() string {
 func (*RotateCARequest) ProtoMessage() {}
 
 func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1125,7 @@ func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCARequest.ProtoReflect.Descriptor instead.
 func (*RotateCARequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{14}
+	return file_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RotateCARequest) GetRoot() bool {
@@ -1011,7 +1145,7 @@ type BanRequest struct {
 
 func (x *BanRequest) Reset() {
 	*x = BanRequest{}
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1157,7 @@ func (x *BanRequest) String() string {
 func (*BanRequest) ProtoMessage() {}
 
 func (x *BanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1170,7 @@ func (x *BanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanRequest.ProtoReflect.Descriptor instead.
 func (*BanRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{15}
+	return file_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BanRequest) GetSpiffeId() string {
@@ -1062,7 +1196,7 @@ type BanResponse struct {
 
 func (x *BanResponse) Reset() {
 	*x = BanResponse{}
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1208,7 @@ func (x *BanResponse) String() string {
 func (*BanResponse) ProtoMessage() {}
 
 func (x *BanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1221,7 @@ func (x *BanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanResponse.ProtoReflect.Descriptor instead.
 func (*BanResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{16}
+	return file_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BanResponse) GetBanned() []string {
@@ -1107,7 +1241,7 @@ type ApplyPolicyRequest struct {
 
 func (x *ApplyPolicyRequest) Reset() {
 	*x = ApplyPolicyRequest{}
-	mi := &file_control_proto_msgTypes[17]
+	mi := &file_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1253,7 @@ func (x *ApplyPolicyRequest) String() string {
 func (*ApplyPolicyRequest) ProtoMessage() {}
 
 func (x *ApplyPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[17]
+	mi := &file_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1266,7 @@ func (x *ApplyPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{17}
+	return file_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApplyPolicyRequest) GetFiles() []*PolicyFile {
@@ -1164,7 +1298,7 @@ type PolicyVersion struct {
 
 func (x *PolicyVersion) Reset() {
 	*x = PolicyVersion{}
-	mi := &file_control_proto_msgTypes[18]
+	mi := &file_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1310,7 @@ func (x *PolicyVersion) String() string {
 func (*PolicyVersion) ProtoMessage() {}
 
 func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[18]
+	mi := &file_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1323,7 @@ func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
 func (*PolicyVersion) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{18}
+	return file_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PolicyVersion) GetRevision() int64 {
@@ -1249,7 +1383,7 @@ type PolicyHistoryRequest struct {
 
 func (x *PolicyHistoryRequest) Reset() {
 	*x = PolicyHistoryRequest{}
-	mi := &file_control_proto_msgTypes[19]
+	mi := &file_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1395,7 @@ func (x *PolicyHistoryRequest) String() string {
 func (*PolicyHistoryRequest) ProtoMessage() {}
 
 func (x *PolicyHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[19]
+	mi := &file_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1408,7 @@ func (x *PolicyHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistoryRequest.ProtoReflect.Descriptor instead.
 func (*PolicyHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{19}
+	return file_control_proto_rawDescGZIP(), []int{20}
 }
 
 type PolicyHistoryResponse struct {
@@ -1286,7 +1420,7 @@ type PolicyHistoryResponse struct {
 
 func (x *PolicyHistoryResponse) Reset() {
 	*x = PolicyHistoryResponse{}
-	mi := &file_control_proto_msgTypes[20]
+	mi := &file_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1432,7 @@ func (x *PolicyHistoryResponse) String() string {
 func (*PolicyHistoryResponse) ProtoMessage() {}
 
 func (x *PolicyHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[20]
+	mi := &file_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1445,7 @@ func (x *PolicyHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistoryResponse.ProtoReflect.Descriptor instead.
 func (*PolicyHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{20}
+	return file_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PolicyHistoryResponse) GetVersions() []*PolicyVersion {
@@ -1330,7 +1464,7 @@ type RollbackPolicyRequest struct {
 
 func (x *RollbackPolicyRequest) Reset() {
 	*x = RollbackPolicyRequest{}
-	mi := &file_control_proto_msgTypes[21]
+	mi := &file_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1476,7 @@ func (x *RollbackPolicyRequest) String() string {
 func (*RollbackPolicyRequest) ProtoMessage() {}
 
 func (x *RollbackPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[21]
+	mi := &file_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1489,7 @@ func (x *RollbackPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackPolicyRequest.ProtoReflect.Descriptor instead.
 func (*RollbackPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{21}
+	return file_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RollbackPolicyRequest) GetRevision() int64 {
@@ -1373,7 +1507,7 @@ type MeshStatusRequest struct {
 
 func (x *MeshStatusRequest) Reset() {
 	*x = MeshStatusRequest{}
-	mi := &file_control_proto_msgTypes[22]
+	mi := &file_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1519,7 @@ func (x *MeshStatusRequest) String() string {
 func (*MeshStatusRequest) ProtoMessage() {}
 
 func (x *MeshStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[22]
+	mi := &file_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1532,7 @@ func (x *MeshStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshStatusRequest.ProtoReflect.Descriptor instead.
 func (*MeshStatusRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{22}
+	return file_control_proto_rawDescGZIP(), []int{23}
 }
 
 type WorkloadStatus struct {
@@ -1422,7 +1556,7 @@ type WorkloadStatus struct {
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_control_proto_msgTypes[23]
+	mi := &file_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1568,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[23]
+	mi := &file_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1581,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{23}
+	return file_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WorkloadStatus) GetSpiffeId() string {
@@ -1555,7 +1689,7 @@ type MeshStatusResponse struct {
 
 func (x *MeshStatusResponse) Reset() {
 	*x = MeshStatusResponse{}
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1701,7 @@ func (x *MeshStatusResponse) String() string {
 func (*MeshStatusResponse) ProtoMessage() {}
 
 func (x *MeshStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1714,7 @@ func (x *MeshStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshStatusResponse.ProtoReflect.Descriptor instead.
 func (*MeshStatusResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{24}
+	return file_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MeshStatusResponse) GetTrustDomain() string {
@@ -1634,7 +1768,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1780,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1793,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{25}
+	return file_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AuditRequest) GetSince() int64 {
@@ -1683,7 +1817,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_control_proto_msgTypes[26]
+	mi := &file_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1695,7 +1829,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[26]
+	mi := &file_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1708,7 +1842,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{26}
+	return file_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AuditEvent) GetTime() int64 {
@@ -1762,7 +1896,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_control_proto_msgTypes[27]
+	mi := &file_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +1908,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[27]
+	mi := &file_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +1921,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{27}
+	return file_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AuditResponse) GetEvents() []*AuditEvent {
@@ -1810,7 +1944,7 @@ const file_control_proto_rawDesc = "" +
 	"\fSVIDResponse\x12\x14\n" +
 	"\x05chain\x18\x01 \x03(\fR\x05chain\x12\x16\n" +
 	"\x06bundle\x18\x02 \x03(\fR\x06bundle\x12\x1b\n" +
-	"\tspiffe_id\x18\x03 \x01(\tR\bspiffeId\"\x96\x03\n" +
+	"\tspiffe_id\x18\x03 \x01(\tR\bspiffeId\"\xe8\x03\n" +
 	"\x0eWorkloadReport\x12\x1b\n" +
 	"\tspiffe_id\x18\x01 \x01(\tR\bspiffeId\x12!\n" +
 	"\finbound_addr\x18\x02 \x01(\tR\vinboundAddr\x12!\n" +
@@ -1825,7 +1959,21 @@ const file_control_proto_rawDesc = "" +
 	"\x0etotal_requests\x18\n" +
 	" \x01(\x03R\rtotalRequests\x12\x1d\n" +
 	"\n" +
-	"admin_addr\x18\v \x01(\tR\tadminAddr\"\xd1\x02\n" +
+	"admin_addr\x18\v \x01(\tR\tadminAddr\x12)\n" +
+	"\x06denies\x18\f \x03(\v2\x11.meshward.v1.DenyR\x06denies\x12%\n" +
+	"\x0edenies_dropped\x18\r \x01(\x03R\rdeniesDropped\"\xfb\x01\n" +
+	"\x04Deny\x12\x12\n" +
+	"\x04time\x18\x01 \x01(\x03R\x04time\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
+	"\vdestination\x18\x03 \x01(\tR\vdestination\x12\x12\n" +
+	"\x04port\x18\x04 \x01(\x05R\x04port\x12\x16\n" +
+	"\x06method\x18\x05 \x01(\tR\x06method\x12\x12\n" +
+	"\x04path\x18\x06 \x01(\tR\x04path\x12\x16\n" +
+	"\x06policy\x18\a \x01(\tR\x06policy\x12\x12\n" +
+	"\x04rule\x18\b \x01(\tR\x04rule\x12\x12\n" +
+	"\x04mode\x18\t \x01(\tR\x04mode\x12%\n" +
+	"\x0epolicy_version\x18\n" +
+	" \x01(\tR\rpolicyVersion\"\xd1\x02\n" +
 	"\n" +
 	"MeshUpdate\x12\x16\n" +
 	"\x06bundle\x18\x01 \x03(\fR\x06bundle\x12+\n" +
@@ -1976,82 +2124,84 @@ func file_control_proto_rawDescGZIP() []byte {
 	return file_control_proto_rawDescData
 }
 
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_control_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),      // 0: meshward.v1.BootstrapRequest
 	(*RenewRequest)(nil),          // 1: meshward.v1.RenewRequest
 	(*SVIDResponse)(nil),          // 2: meshward.v1.SVIDResponse
 	(*WorkloadReport)(nil),        // 3: meshward.v1.WorkloadReport
-	(*MeshUpdate)(nil),            // 4: meshward.v1.MeshUpdate
-	(*Endpoints)(nil),             // 5: meshward.v1.Endpoints
-	(*Policy)(nil),                // 6: meshward.v1.Policy
-	(*PolicyFile)(nil),            // 7: meshward.v1.PolicyFile
-	(*CreateTokenRequest)(nil),    // 8: meshward.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 9: meshward.v1.CreateTokenResponse
-	(*CAStatusRequest)(nil),       // 10: meshward.v1.CAStatusRequest
-	(*Certificate)(nil),           // 11: meshward.v1.Certificate
-	(*Lagging)(nil),               // 12: meshward.v1.Lagging
-	(*CAStatusResponse)(nil),      // 13: meshward.v1.CAStatusResponse
-	(*RotateCARequest)(nil),       // 14: meshward.v1.RotateCARequest
-	(*BanRequest)(nil),            // 15: meshward.v1.BanRequest
-	(*BanResponse)(nil),           // 16: meshward.v1.BanResponse
-	(*ApplyPolicyRequest)(nil),    // 17: meshward.v1.ApplyPolicyRequest
-	(*PolicyVersion)(nil),         // 18: meshward.v1.PolicyVersion
-	(*PolicyHistoryRequest)(nil),  // 19: meshward.v1.PolicyHistoryRequest
-	(*PolicyHistoryResponse)(nil), // 20: meshward.v1.PolicyHistoryResponse
-	(*RollbackPolicyRequest)(nil), // 21: meshward.v1.RollbackPolicyRequest
-	(*MeshStatusRequest)(nil),     // 22: meshward.v1.MeshStatusRequest
-	(*WorkloadStatus)(nil),        // 23: meshward.v1.WorkloadStatus
-	(*MeshStatusResponse)(nil),    // 24: meshward.v1.MeshStatusResponse
-	(*AuditRequest)(nil),          // 25: meshward.v1.AuditRequest
-	(*AuditEvent)(nil),            // 26: meshward.v1.AuditEvent
-	(*AuditResponse)(nil),         // 27: meshward.v1.AuditResponse
-	nil,                           // 28: meshward.v1.MeshUpdate.EndpointsEntry
+	(*Deny)(nil),                  // 4: meshward.v1.Deny
+	(*MeshUpdate)(nil),            // 5: meshward.v1.MeshUpdate
+	(*Endpoints)(nil),             // 6: meshward.v1.Endpoints
+	(*Policy)(nil),                // 7: meshward.v1.Policy
+	(*PolicyFile)(nil),            // 8: meshward.v1.PolicyFile
+	(*CreateTokenRequest)(nil),    // 9: meshward.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),   // 10: meshward.v1.CreateTokenResponse
+	(*CAStatusRequest)(nil),       // 11: meshward.v1.CAStatusRequest
+	(*Certificate)(nil),           // 12: meshward.v1.Certificate
+	(*Lagging)(nil),               // 13: meshward.v1.Lagging
+	(*CAStatusResponse)(nil),      // 14: meshward.v1.CAStatusResponse
+	(*RotateCARequest)(nil),       // 15: meshward.v1.RotateCARequest
+	(*BanRequest)(nil),            // 16: meshward.v1.BanRequest
+	(*BanResponse)(nil),           // 17: meshward.v1.BanResponse
+	(*ApplyPolicyRequest)(nil),    // 18: meshward.v1.ApplyPolicyRequest
+	(*PolicyVersion)(nil),         // 19: meshward.v1.PolicyVersion
+	(*PolicyHistoryRequest)(nil),  // 20: meshward.v1.PolicyHistoryRequest
+	(*PolicyHistoryResponse)(nil), // 21: meshward.v1.PolicyHistoryResponse
+	(*RollbackPolicyRequest)(nil), // 22: meshward.v1.RollbackPolicyRequest
+	(*MeshStatusRequest)(nil),     // 23: meshward.v1.MeshStatusRequest
+	(*WorkloadStatus)(nil),        // 24: meshward.v1.WorkloadStatus
+	(*MeshStatusResponse)(nil),    // 25: meshward.v1.MeshStatusResponse
+	(*AuditRequest)(nil),          // 26: meshward.v1.AuditRequest
+	(*AuditEvent)(nil),            // 27: meshward.v1.AuditEvent
+	(*AuditResponse)(nil),         // 28: meshward.v1.AuditResponse
+	nil,                           // 29: meshward.v1.MeshUpdate.EndpointsEntry
 }
 var file_control_proto_depIdxs = []int32{
-	6,  // 0: meshward.v1.MeshUpdate.policy:type_name -> meshward.v1.Policy
-	28, // 1: meshward.v1.MeshUpdate.endpoints:type_name -> meshward.v1.MeshUpdate.EndpointsEntry
-	7,  // 2: meshward.v1.Policy.files:type_name -> meshward.v1.PolicyFile
-	11, // 3: meshward.v1.CAStatusResponse.certificates:type_name -> meshward.v1.Certificate
-	12, // 4: meshward.v1.CAStatusResponse.lagging:type_name -> meshward.v1.Lagging
-	7,  // 5: meshward.v1.ApplyPolicyRequest.files:type_name -> meshward.v1.PolicyFile
-	18, // 6: meshward.v1.PolicyHistoryResponse.versions:type_name -> meshward.v1.PolicyVersion
-	23, // 7: meshward.v1.MeshStatusResponse.workloads:type_name -> meshward.v1.WorkloadStatus
-	18, // 8: meshward.v1.MeshStatusResponse.policy:type_name -> meshward.v1.PolicyVersion
-	13, // 9: meshward.v1.MeshStatusResponse.ca:type_name -> meshward.v1.CAStatusResponse
-	26, // 10: meshward.v1.AuditResponse.events:type_name -> meshward.v1.AuditEvent
-	5,  // 11: meshward.v1.MeshUpdate.EndpointsEntry.value:type_name -> meshward.v1.Endpoints
-	0,  // 12: meshward.v1.Control.Bootstrap:input_type -> meshward.v1.BootstrapRequest
-	1,  // 13: meshward.v1.Control.Renew:input_type -> meshward.v1.RenewRequest
-	3,  // 14: meshward.v1.Control.Watch:input_type -> meshward.v1.WorkloadReport
-	8,  // 15: meshward.v1.Control.CreateToken:input_type -> meshward.v1.CreateTokenRequest
-	10, // 16: meshward.v1.Control.CAStatus:input_type -> meshward.v1.CAStatusRequest
-	14, // 17: meshward.v1.Control.RotateCA:input_type -> meshward.v1.RotateCARequest
-	15, // 18: meshward.v1.Control.Ban:input_type -> meshward.v1.BanRequest
-	15, // 19: meshward.v1.Control.Unban:input_type -> meshward.v1.BanRequest
-	17, // 20: meshward.v1.Control.ApplyPolicy:input_type -> meshward.v1.ApplyPolicyRequest
-	19, // 21: meshward.v1.Control.PolicyHistory:input_type -> meshward.v1.PolicyHistoryRequest
-	21, // 22: meshward.v1.Control.RollbackPolicy:input_type -> meshward.v1.RollbackPolicyRequest
-	22, // 23: meshward.v1.Control.MeshStatus:input_type -> meshward.v1.MeshStatusRequest
-	25, // 24: meshward.v1.Control.Audit:input_type -> meshward.v1.AuditRequest
-	2,  // 25: meshward.v1.Control.Bootstrap:output_type -> meshward.v1.SVIDResponse
-	2,  // 26: meshward.v1.Control.Renew:output_type -> meshward.v1.SVIDResponse
-	4,  // 27: meshward.v1.Control.Watch:output_type -> meshward.v1.MeshUpdate
-	9,  // 28: meshward.v1.Control.CreateToken:output_type -> meshward.v1.CreateTokenResponse
-	13, // 29: meshward.v1.Control.CAStatus:output_type -> meshward.v1.CAStatusResponse
-	13, // 30: meshward.v1.Control.RotateCA:output_type -> meshward.v1.CAStatusResponse
-	16, // 31: meshward.v1.Control.Ban:output_type -> meshward.v1.BanResponse
-	16, // 32: meshward.v1.Control.Unban:output_type -> meshward.v1.BanResponse
-	18, // 33: meshward.v1.Control.ApplyPolicy:output_type -> meshward.v1.PolicyVersion
-	20, // 34: meshward.v1.Control.PolicyHistory:output_type -> meshward.v1.PolicyHistoryResponse
-	18, // 35: meshward.v1.Control.RollbackPolicy:output_type -> meshward.v1.PolicyVersion
-	24, // 36: meshward.v1.Control.MeshStatus:output_type -> meshward.v1.MeshStatusResponse
-	27, // 37: meshward.v1.Control.Audit:output_type -> meshward.v1.AuditResponse
-	25, // [25:38] is the sub-list for method output_type
-	12, // [12:25] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	4,  // 0: meshward.v1.WorkloadReport.denies:type_name -> meshward.v1.Deny
+	7,  // 1: meshward.v1.MeshUpdate.policy:type_name -> meshward.v1.Policy
+	29, // 2: meshward.v1.MeshUpdate.endpoints:type_name -> meshward.v1.MeshUpdate.EndpointsEntry
+	8,  // 3: meshward.v1.Policy.files:type_name -> meshward.v1.PolicyFile
+	12, // 4: meshward.v1.CAStatusResponse.certificates:type_name -> meshward.v1.Certificate
+	13, // 5: meshward.v1.CAStatusResponse.lagging:type_name -> meshward.v1.Lagging
+	8,  // 6: meshward.v1.ApplyPolicyRequest.files:type_name -> meshward.v1.PolicyFile
+	19, // 7: meshward.v1.PolicyHistoryResponse.versions:type_name -> meshward.v1.PolicyVersion
+	24, // 8: meshward.v1.MeshStatusResponse.workloads:type_name -> meshward.v1.WorkloadStatus
+	19, // 9: meshward.v1.MeshStatusResponse.policy:type_name -> meshward.v1.PolicyVersion
+	14, // 10: meshward.v1.MeshStatusResponse.ca:type_name -> meshward.v1.CAStatusResponse
+	27, // 11: meshward.v1.AuditResponse.events:type_name -> meshward.v1.AuditEvent
+	6,  // 12: meshward.v1.MeshUpdate.EndpointsEntry.value:type_name -> meshward.v1.Endpoints
+	0,  // 13: meshward.v1.Control.Bootstrap:input_type -> meshward.v1.BootstrapRequest
+	1,  // 14: meshward.v1.Control.Renew:input_type -> meshward.v1.RenewRequest
+	3,  // 15: meshward.v1.Control.Watch:input_type -> meshward.v1.WorkloadReport
+	9,  // 16: meshward.v1.Control.CreateToken:input_type -> meshward.v1.CreateTokenRequest
+	11, // 17: meshward.v1.Control.CAStatus:input_type -> meshward.v1.CAStatusRequest
+	15, // 18: meshward.v1.Control.RotateCA:input_type -> meshward.v1.RotateCARequest
+	16, // 19: meshward.v1.Control.Ban:input_type -> meshward.v1.BanRequest
+	16, // 20: meshward.v1.Control.Unban:input_type -> meshward.v1.BanRequest
+	18, // 21: meshward.v1.Control.ApplyPolicy:input_type -> meshward.v1.ApplyPolicyRequest
+	20, // 22: meshward.v1.Control.PolicyHistory:input_type -> meshward.v1.PolicyHistoryRequest
+	22, // 23: meshward.v1.Control.RollbackPolicy:input_type -> meshward.v1.RollbackPolicyRequest
+	23, // 24: meshward.v1.Control.MeshStatus:input_type -> meshward.v1.MeshStatusRequest
+	26, // 25: meshward.v1.Control.Audit:input_type -> meshward.v1.AuditRequest
+	2,  // 26: meshward.v1.Control.Bootstrap:output_type -> meshward.v1.SVIDResponse
+	2,  // 27: meshward.v1.Control.Renew:output_type -> meshward.v1.SVIDResponse
+	5,  // 28: meshward.v1.Control.Watch:output_type -> meshward.v1.MeshUpdate
+	10, // 29: meshward.v1.Control.CreateToken:output_type -> meshward.v1.CreateTokenResponse
+	14, // 30: meshward.v1.Control.CAStatus:output_type -> meshward.v1.CAStatusResponse
+	14, // 31: meshward.v1.Control.RotateCA:output_type -> meshward.v1.CAStatusResponse
+	17, // 32: meshward.v1.Control.Ban:output_type -> meshward.v1.BanResponse
+	17, // 33: meshward.v1.Control.Unban:output_type -> meshward.v1.BanResponse
+	19, // 34: meshward.v1.Control.ApplyPolicy:output_type -> meshward.v1.PolicyVersion
+	21, // 35: meshward.v1.Control.PolicyHistory:output_type -> meshward.v1.PolicyHistoryResponse
+	19, // 36: meshward.v1.Control.RollbackPolicy:output_type -> meshward.v1.PolicyVersion
+	25, // 37: meshward.v1.Control.MeshStatus:output_type -> meshward.v1.MeshStatusResponse
+	28, // 38: meshward.v1.Control.Audit:output_type -> meshward.v1.AuditResponse
+	26, // [26:39] is the sub-list for method output_type
+	13, // [13:26] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -2065,7 +2215,7 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

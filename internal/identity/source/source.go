@@ -260,6 +260,10 @@ func (s *Source) kickReport() {
 	}
 }
 
+// ReportNow sends a report to the control plane soon (for example, new
+// denies to audit) instead of at the next interval.
+func (s *Source) ReportNow() { s.kickReport() }
+
 // RenewNow asks the renewal loop to renew at once.
 func (s *Source) RenewNow() {
 	select {
