@@ -46,16 +46,19 @@ func (e *endpoint) poolHost(upgrade bool) string {
 func newEndpoint(addr string) *endpoint {
 	e := &endpoint{addr: addr}
 	for k := range e.hosts {
+		if strings.HasPrefix(addr, "[") {
+			e.hosts[k] = addr // an IPv6 literal cannot take a label: one connection
+			continue
+		}
 		e.hosts[k] = "p" + strconv.Itoa(k) + "." + addr
 	}
 	return e
 }
 
+// poolAddr strips the "p<k>." label poolHost added.
 func poolAddr(host string) string {
-	if len(host) > 3 && host[0] == 'p' {
-		if i := strings.IndexByte(host, '.'); i > 1 {
-			return host[i+1:]
-		}
+	if len(host) > 3 && host[0] == 'p' && '0' <= host[1] && host[1] <= '9' && host[2] == '.' {
+		return host[3:]
 	}
 	return host
 }
