@@ -59,6 +59,7 @@ look for.`,
 		newUpCmd(g),
 		newStatusCmd(g),
 		newAuditCmd(g),
+		newTapCmd(g),
 	)
 	for _, c := range newHiddenCmds(g) {
 		root.AddCommand(c)

@@ -64,6 +64,11 @@ type Config struct {
 	Limits   Limits
 	Timeouts Timeouts
 
+	// Observer, if set, is told about every request and connection after
+	// it is handled (tap, deny reports). It runs on the request's
+	// goroutine and must not block.
+	Observer func(*Event)
+
 	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: a private registry
 	Now        func() time.Time      // nil: time.Now

@@ -30,6 +30,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := getStatusWriter(w)
 	defer putStatusWriter(sw)
 	decision, rule := "allow", ""
+	var dec policy.Decision
 	defer func() {
 		code := sw.code
 		if code == 0 {
@@ -46,6 +47,13 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String(observe.KeyDecision, decision),
 			slog.String(observe.KeyRule, rule),
 			slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+		if p.cfg.Observer != nil {
+			p.observe(&Event{
+				Time: start, Direction: "inbound", Protocol: proto, Source: ci.peerStr, Destination: p.cfg.Service,
+				Port: p.dest.Port, Method: r.Method, Path: r.URL.Path, Status: code, Duration: p.now().Sub(start),
+				Decision: decision, Policy: dec.Policy, Rule: rule, Mode: dec.Mode,
+			})
+		}
 	}()
 
 	if r.ProtoMajor == 1 && ci.guard != nil && ci.guard.conflict() {
@@ -71,7 +79,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		Destination: p.dest,
 		HTTP:        &policy.HTTPRequest{Method: r.Method, Path: norm, Headers: r.Header},
 	})
-	rule = d.Rule
+	dec, rule = d, d.Rule
 	if !d.Allow {
 		decision = "deny"
 		p.log.Info("request denied", slog.String(observe.KeyPeer, ci.peerStr), slog.String(observe.KeyPolicy, d.Policy),

@@ -162,11 +162,15 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	p.m.requests.WithLabelValues(p.self.String(), up.id.String(), proto, strconv.Itoa(code), "").Inc()
 	p.m.requestDuration.WithLabelValues("outbound", proto).Observe(p.now().Sub(start).Seconds())
 	p.accessLog(r.Context(), "outbound request",
-		slog.String(observe.KeyService, up.service),
+		slog.String("upstream", up.service),
 		slog.String(observe.KeyMethod, r.Method),
 		slog.String(observe.KeyPath, r.URL.Path),
 		slog.Int(observe.KeyStatus, code),
 		slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+	if p.cfg.Observer != nil {
+		p.observe(&Event{Time: start, Direction: "outbound", Protocol: proto, Source: p.self.String(), Destination: up.service,
+			Method: r.Method, Path: r.URL.Path, Status: code, Duration: p.now().Sub(start)})
+	}
 }
 
 func (p *Proxy) outboundError(w http.ResponseWriter, r *http.Request, err error) {

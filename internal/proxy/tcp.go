@@ -26,10 +26,17 @@ func (in *inbound) serveTCP(ctx context.Context, ci *connInfo) {
 	}()
 	start := p.now()
 	d := p.decide(&policy.Request{Source: ci.peer, Destination: p.dest})
+	event := func(decision string) {
+		if p.cfg.Observer != nil {
+			p.observe(&Event{Time: start, Direction: "inbound", Protocol: "tcp", Source: ci.peerStr, Destination: p.cfg.Service,
+				Port: p.dest.Port, Duration: p.now().Sub(start), Decision: decision, Policy: d.Policy, Rule: d.Rule, Mode: d.Mode})
+		}
+	}
 	if !d.Allow {
 		p.m.tcpConns.WithLabelValues(ci.peerStr, p.self.String(), "deny").Inc()
 		p.log.Info("connection denied", slog.String(observe.KeyPeer, ci.peerStr), slog.String(observe.KeyPolicy, d.Policy),
 			slog.String(observe.KeyRule, d.Rule))
+		event("deny")
 		return
 	}
 	decision := "allow"
@@ -54,6 +61,7 @@ func (in *inbound) serveTCP(ctx context.Context, ci *connInfo) {
 		slog.String(observe.KeyRule, d.Rule),
 		slog.Int64("bytes_to_app", tx), slog.Int64("bytes_from_app", rx),
 		slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+	event(decision)
 }
 
 // pipe copies both ways until both directions end, half-closing as each

@@ -76,6 +76,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer adminLn.Close()
 
+	taps := newTapHub()
+	denies := &denyBuffer{}
 	var (
 		p     *proxy.Proxy
 		ready = make(chan struct{})
@@ -97,6 +99,7 @@ func Run(ctx context.Context, cfg Config) error {
 			r.PolicyVersion, r.PolicyError = state.policyVersion, state.policyError
 			state.mu.Unlock()
 			r.ActiveConnections, r.TotalRequests = trafficCounts(reg)
+			denies.drain(r)
 			return r
 		},
 		OnUpdate: func(u *apiv1.MeshUpdate) {
@@ -124,6 +127,15 @@ func Run(ctx context.Context, cfg Config) error {
 		InboundAddr: cfg.Inbound, AppAddr: cfg.App, AppProtocol: cfg.Protocol, Port: cfg.Port,
 		Upstreams: cfg.Upstreams, HTTPProxyAddr: cfg.HTTPProxy,
 		Logger: log, Registerer: reg,
+		Observer: func(e *proxy.Event) {
+			if e.Decision == "deny" || e.Decision == "audit-deny" {
+				denies.add(denyMessage(e, state))
+				src.ReportNow()
+			}
+			if taps.active() {
+				taps.publish(e)
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -133,7 +145,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return src.Run(ctx) })
 	g.Go(func() error { return p.Run(ctx) })
-	g.Go(func() error { return serveAdmin(ctx, adminLn, reg, src) })
+	g.Go(func() error { return serveAdmin(ctx, adminLn, reg, src, taps) })
 	if cfg.WorkloadAPI != "" {
 		ws, err := workloadapi.Listen(cfg.WorkloadAPI, src, log.With(observe.KeyComponent, "workloadapi"))
 		if err != nil {
@@ -214,6 +226,22 @@ func union(a, b []string) []string {
 	return out
 }
 
+// denyMessage turns a denied (or, in audit mode, would-be-denied) request
+// into the report the control plane's audit trail keeps.
+func denyMessage(e *proxy.Event, st *sidecarState) *apiv1.Deny {
+	st.mu.Lock()
+	version := st.policyVersion
+	st.mu.Unlock()
+	mode := e.Mode
+	if e.Decision == "audit-deny" {
+		mode = "audit"
+	}
+	return &apiv1.Deny{
+		Time: e.Time.UnixNano(), Source: e.Source, Destination: e.Destination, Port: int32(e.Port),
+		Method: e.Method, Path: e.Path, Policy: e.Policy, Rule: e.Rule, Mode: mode, PolicyVersion: version,
+	}
+}
+
 // trafficCounts reads active connections and total requests from the
 // sidecar's own metrics, the single source of truth.
 func trafficCounts(g prometheus.Gatherer) (active, total int64) {
@@ -236,8 +264,9 @@ func trafficCounts(g prometheus.Gatherer) (active, total int64) {
 
 // serveAdmin serves /metrics, /healthz (the process runs) and /readyz (it
 // holds an unexpired SVID).
-func serveAdmin(ctx context.Context, ln net.Listener, reg *prometheus.Registry, src *source.Source) error {
+func serveAdmin(ctx context.Context, ln net.Listener, reg *prometheus.Registry, src *source.Source, taps *tapHub) error {
 	mux := http.NewServeMux()
+	mux.Handle("GET /tap", taps)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -26,6 +26,7 @@ type status struct {
 		Service     string `json:"service"`
 		InboundAddr string `json:"inbound_addr"`
 		SvidSerial  string `json:"svid_serial"`
+		AdminAddr   string `json:"admin_addr"`
 	} `json:"workloads"`
 	Ca struct {
 		Phase string `json:"phase"`
@@ -107,6 +108,38 @@ func TestDemo(t *testing.T) {
 			if err == nil {
 				t.Errorf("%s: a client without a certificate got through", w.Service)
 			}
+		}
+	})
+
+	t.Run("tap, audit and metrics show what happened", func(t *testing.T) {
+		tap := start(t, nil, "tap", "payments", "--decision", "deny", "--max", "1", "-o", "json", "--data-dir", dataDir)
+		time.Sleep(500 * time.Millisecond) // let tap connect to the sidecar
+		curl(t, frontend+"/api/forbidden")
+		tap.waitOutput(t, `"rule":"default-deny"`, 10*time.Second)
+		if !strings.Contains(tap.out.String(), `"source":"spiffe://shop.local/ns/default/sa/frontend"`) {
+			t.Fatalf("tap output: %s", tap.out.String())
+		}
+		// The deny reaches the control plane's audit trail.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			out := mustMeshward(t, "audit", "--since", "5m", "-o", "json", "--data-dir", dataDir)
+			if strings.Contains(out, `"action":"request.deny"`) && strings.Contains(out, "rule=default-deny policy=payments") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no request.deny in meshward audit:\n%s", out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		var admin string
+		for _, w := range meshStatus(t, dataDir).Workloads {
+			if w.Service == "payments" {
+				admin = w.AdminAddr
+			}
+		}
+		code, body := curl(t, "http://"+admin+"/metrics")
+		if code != 200 || !strings.Contains(body, `meshward_requests_total{code="403",decision="deny",destination="spiffe://shop.local/ns/default/sa/payments",protocol="http1",source="spiffe://shop.local/ns/default/sa/frontend"}`) {
+			t.Fatalf("payments sidecar /metrics (%d) lacks the deny:\n%s", code, body)
 		}
 	})
 
