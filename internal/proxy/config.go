@@ -12,6 +12,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Protocol is what the application speaks on a port.
@@ -68,6 +69,10 @@ type Config struct {
 	// it is handled (tap, deny reports). It runs on the request's
 	// goroutine and must not block.
 	Observer func(*Event)
+	// Tracer, if set, records a span per HTTP/gRPC request (server spans
+	// inbound, client spans outbound) and propagates W3C traceparent to
+	// the app and the upstream. nil: no tracing, no cost.
+	Tracer trace.Tracer
 
 	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: a private registry

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/net/http2"
@@ -62,6 +64,7 @@ type meshOpts struct {
 	limits   Limits
 	timeouts Timeouts
 	noPolicy bool
+	tracer   trace.Tracer
 }
 
 func newMesh(t testing.TB, o meshOpts) *mesh {
@@ -80,7 +83,7 @@ func newMesh(t testing.TB, o meshOpts) *mesh {
 		Service: "catalog", Namespace: "default", TrustDomain: tdom,
 		SVID: m.catSrc, Bundle: m.catSrc,
 		InboundAddr: "127.0.0.1:0", AppAddr: o.appAddr, AppProtocol: o.appProto,
-		Limits: o.limits, Timeouts: o.timeouts, Registerer: m.catReg,
+		Limits: o.limits, Timeouts: o.timeouts, Registerer: m.catReg, Tracer: o.tracer,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +93,7 @@ func newMesh(t testing.TB, o meshOpts) *mesh {
 		SVID: m.frontSrc, Bundle: m.frontSrc,
 		Upstreams:     []Upstream{{Service: "catalog", Listen: "127.0.0.1:0", Protocol: upstreamProto(o.appProto)}},
 		HTTPProxyAddr: "127.0.0.1:0",
-		Limits:        o.limits, Timeouts: o.timeouts, Registerer: m.frontReg,
+		Limits:        o.limits, Timeouts: o.timeouts, Registerer: m.frontReg, Tracer: o.tracer,
 	})
 	if err != nil {
 		t.Fatal(err)

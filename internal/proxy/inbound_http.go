@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"meshward.dev/meshward/internal/observe"
 	"meshward.dev/meshward/internal/policy"
 )
@@ -31,6 +33,10 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer putStatusWriter(sw)
 	decision, rule := "allow", ""
 	var dec policy.Decision
+	var span trace.Span
+	if p.cfg.Tracer != nil {
+		r, span = p.startSpan(r, "inbound "+r.Method, trace.SpanKindServer)
+	}
 	defer func() {
 		code := sw.code
 		if code == 0 {
@@ -47,12 +53,16 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String(observe.KeyDecision, decision),
 			slog.String(observe.KeyRule, rule),
 			slog.Duration(observe.KeyDuration, p.now().Sub(start)))
-		if p.cfg.Observer != nil {
-			p.observe(&Event{
+		if p.cfg.Observer != nil || span != nil {
+			e := &Event{
 				Time: start, Direction: "inbound", Protocol: proto, Source: ci.peerStr, Destination: p.cfg.Service,
 				Port: p.dest.Port, Method: r.Method, Path: r.URL.Path, Status: code, Duration: p.now().Sub(start),
 				Decision: decision, Policy: dec.Policy, Rule: rule, Mode: dec.Mode,
-			})
+			}
+			p.observe(e)
+			if span != nil {
+				endSpan(span, e)
+			}
 		}
 	}()
 

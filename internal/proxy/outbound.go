@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"meshward.dev/meshward/internal/observe"
 )
 
@@ -150,6 +152,10 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	r.Header.Del(PeerIdentityHeader) // the app cannot claim an identity
+	var span trace.Span
+	if p.cfg.Tracer != nil {
+		r, span = p.startSpan(r, "outbound "+r.Method, trace.SpanKindClient)
+	}
 	grpc := isGRPC(r)
 	sw := getStatusWriter(w)
 	defer putStatusWriter(sw)
@@ -167,9 +173,13 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String(observe.KeyPath, r.URL.Path),
 		slog.Int(observe.KeyStatus, code),
 		slog.Duration(observe.KeyDuration, p.now().Sub(start)))
-	if p.cfg.Observer != nil {
-		p.observe(&Event{Time: start, Direction: "outbound", Protocol: proto, Source: p.self.String(), Destination: up.service,
-			Method: r.Method, Path: r.URL.Path, Status: code, Duration: p.now().Sub(start)})
+	if p.cfg.Observer != nil || span != nil {
+		e := &Event{Time: start, Direction: "outbound", Protocol: proto, Source: p.self.String(), Destination: up.service,
+			Method: r.Method, Path: r.URL.Path, Status: code, Duration: p.now().Sub(start)}
+		p.observe(e)
+		if span != nil {
+			endSpan(span, e)
+		}
 	}
 }
 

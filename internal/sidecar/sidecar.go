@@ -121,7 +121,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return 0
 	}))
 
+	tracer, shutdownTracing, err := observe.Tracer(ctx, cfg.Service+"-proxy")
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = shutdownTracing(sctx)
+	}()
 	p, err = proxy.New(proxy.Config{
+		Tracer: tracer,
 		Service: cfg.Service, Namespace: cfg.Namespace, TrustDomain: src.TrustDomain(),
 		SVID: src, Bundle: src,
 		InboundAddr: cfg.Inbound, AppAddr: cfg.App, AppProtocol: cfg.Protocol, Port: cfg.Port,

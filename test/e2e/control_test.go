@@ -57,40 +57,7 @@ func rootFingerprint(t *testing.T, dataDir string) string {
 // keep serving on cached certificates and policy; then it comes back and the
 // sidecars reconnect.
 func TestControlPlaneDownUnderLoad(t *testing.T) {
-	dataDir := filepath.Join(t.TempDir(), "data")
-	ctrlAddr := freePort(t)
-	ctrl := startControl(t, dataDir, ctrlAddr)
-
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello %s", r.Header.Get("X-Meshward-Peer-Identity"))
-	}))
-	defer app.Close()
-
-	pol := t.TempDir()
-	os.WriteFile(filepath.Join(pol, "api.yaml"), []byte(`apiVersion: meshward.dev/v1
-kind: MeshConfig
-metadata: {name: mesh}
-spec: {trustDomain: e2e.local}
----
-apiVersion: meshward.dev/v1
-kind: AccessPolicy
-metadata: {name: api, namespace: default}
-spec:
-  target: api
-  rules:
-    - name: client-reads
-      from: [{service: client}]
-      to: [{methods: [GET]}]
-`), 0o600)
-	mustMeshward(t, "policy", "apply", pol, "--data-dir", dataDir)
-
-	apiTok := strings.TrimSpace(mustMeshward(t, "token", "create", "--service", "api", "--data-dir", dataDir))
-	start(t, []string{"MESHWARD_TOKEN=" + apiTok}, "proxy", "--service", "api", "--control", ctrlAddr,
-		"--inbound", freePort(t), "--app", strings.TrimPrefix(app.URL, "http://"), "--admin", freePort(t)).waitOutput(t, "policy in force", 20*time.Second)
-	up := freePort(t)
-	cliTok := strings.TrimSpace(mustMeshward(t, "token", "create", "--service", "client", "--data-dir", dataDir))
-	start(t, []string{"MESHWARD_TOKEN=" + cliTok}, "proxy", "--service", "client", "--control", ctrlAddr,
-		"--upstream", "api="+up, "--admin", freePort(t)).waitOutput(t, "policy in force", 20*time.Second)
+	dataDir, ctrlAddr, ctrl, up := twoSidecars(t, nil)
 	waitStatus(t, "http://"+up+"/", 200, 20*time.Second)
 	if _, body := curl(t, "http://"+up+"/"); body != "hello spiffe://e2e.local/ns/default/sa/client" {
 		t.Fatalf("body = %q", body)
@@ -130,6 +97,49 @@ spec:
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// twoSidecars runs a control plane, an app behind an "api" sidecar, and a
+// "client" sidecar with an upstream listener for api; env goes to both
+// sidecars. It returns the data dir, the control plane and the upstream
+// listener's address.
+func twoSidecars(t *testing.T, env []string) (dataDir, ctrlAddr string, ctrl *proc, upstream string) {
+	t.Helper()
+	dataDir = filepath.Join(t.TempDir(), "data")
+	ctrlAddr = freePort(t)
+	ctrl = startControl(t, dataDir, ctrlAddr)
+
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s", r.Header.Get("X-Meshward-Peer-Identity"))
+	}))
+	t.Cleanup(app.Close)
+
+	pol := t.TempDir()
+	os.WriteFile(filepath.Join(pol, "api.yaml"), []byte(`apiVersion: meshward.dev/v1
+kind: MeshConfig
+metadata: {name: mesh}
+spec: {trustDomain: e2e.local}
+---
+apiVersion: meshward.dev/v1
+kind: AccessPolicy
+metadata: {name: api, namespace: default}
+spec:
+  target: api
+  rules:
+    - name: client-reads
+      from: [{service: client}]
+      to: [{methods: [GET]}]
+`), 0o600)
+	mustMeshward(t, "policy", "apply", pol, "--data-dir", dataDir)
+
+	apiTok := strings.TrimSpace(mustMeshward(t, "token", "create", "--service", "api", "--data-dir", dataDir))
+	start(t, append([]string{"MESHWARD_TOKEN=" + apiTok}, env...), "proxy", "--service", "api", "--control", ctrlAddr,
+		"--inbound", freePort(t), "--app", strings.TrimPrefix(app.URL, "http://"), "--admin", freePort(t)).waitOutput(t, "policy in force", 20*time.Second)
+	upstream = freePort(t)
+	cliTok := strings.TrimSpace(mustMeshward(t, "token", "create", "--service", "client", "--data-dir", dataDir))
+	start(t, append([]string{"MESHWARD_TOKEN=" + cliTok}, env...), "proxy", "--service", "client", "--control", ctrlAddr,
+		"--upstream", "api="+upstream, "--admin", freePort(t)).waitOutput(t, "policy in force", 20*time.Second)
+	return dataDir, ctrlAddr, ctrl, upstream
 }
 
 // TestControlPlaneKilledMidIssuance kills the control plane (-9) while
