@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg Config) error {
 		_ = shutdownTracing(sctx)
 	}()
 	p, err = proxy.New(proxy.Config{
-		Tracer: tracer,
+		Tracer:  tracer,
 		Service: cfg.Service, Namespace: cfg.Namespace, TrustDomain: src.TrustDomain(),
 		SVID: src, Bundle: src,
 		InboundAddr: cfg.Inbound, AppAddr: cfg.App, AppProtocol: cfg.Protocol, Port: cfg.Port,
