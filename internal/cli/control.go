@@ -163,7 +163,7 @@ func newControlPlane(ctx context.Context, o *controlOptions, log *slog.Logger) (
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := control.New(ctx, control.Config{
 		TrustDomain: td, Listen: o.listen, DataDir: o.dataDir, Store: st, CA: authority,
-		CheckPolicy: policyChecker(o.mesh), Logger: log.With("component", "control"), Registerer: reg,
+		CheckPolicy: policyChecker(o.mesh, td), Logger: log.With("component", "control"), Registerer: reg,
 	})
 	if err != nil {
 		st.Close()
@@ -195,9 +195,9 @@ func newControlPlane(ctx context.Context, o *controlOptions, log *slog.Logger) (
 
 // policyChecker compiles a policy set with the same engine the sidecars
 // run, so the control plane never distributes what a sidecar would reject.
-func policyChecker(mesh *config.Mesh) control.PolicyCheck {
+func policyChecker(mesh *config.Mesh, td spiffeid.TrustDomain) control.PolicyCheck {
 	return func(files []store.PolicyFile) (string, error) {
-		e, err := policy.Compile(policyFiles(files), policy.Options{Mesh: mesh})
+		e, err := policy.Compile(policyFiles(files), policy.Options{Mesh: mesh, TrustDomain: td.Name()})
 		if err != nil {
 			return "", err
 		}

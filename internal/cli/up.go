@@ -17,7 +17,6 @@ import (
 	"meshward.dev/meshward/internal/config"
 	"meshward.dev/meshward/internal/control"
 	"meshward.dev/meshward/internal/demo"
-	"meshward.dev/meshward/internal/identity/ca"
 	"meshward.dev/meshward/internal/localmesh"
 	"meshward.dev/meshward/internal/policy"
 )
@@ -109,9 +108,19 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 	// The control plane runs in this process; it stops last.
 	ctrlCtx, stopControl := context.WithCancel(context.Background())
 	defer stopControl()
+	// The policies are checked before anything starts; their MeshConfig
+	// sets the CA's certificate lifetimes.
+	files, engine, err := loadMeshPolicies(mesh)
+	if err != nil {
+		return err
+	}
+	certs := policy.DefaultMeshConfig().Certificates
+	if engine != nil {
+		certs = engine.Config().Certificates
+	}
 	cp, err := newControlPlane(ctx, &controlOptions{
 		dataDir: dataDir, listen: mesh.Control.Listen, trustDomain: mesh.TrustDomain, mesh: mesh, http: mesh.Dashboard.Listen,
-		workloadTTL: ca.DefaultWorkloadTTL, intermediateTTL: ca.DefaultIntermediateTTL, rootTTL: ca.DefaultRootTTL,
+		workloadTTL: certs.WorkloadTTL, intermediateTTL: certs.IntermediateTTL, rootTTL: certs.RootTTL,
 	}, log)
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)
@@ -126,7 +135,7 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 		return err
 	}
 	defer admin.Close()
-	rev, err := applyMeshPolicies(ctx, admin, mesh)
+	rev, err := applyMeshPolicies(ctx, admin, mesh, files, engine)
 	if err != nil {
 		return err
 	}
@@ -232,21 +241,31 @@ func writeDemo(dir string) error {
 	})
 }
 
-// applyMeshPolicies pushes the mesh's policies directory unless that exact
-// version is already in force, and returns the revision in force.
-func applyMeshPolicies(ctx context.Context, admin *control.AdminClient, mesh *config.Mesh) (int64, error) {
+// loadMeshPolicies reads and compiles the mesh's policies directory (nil,
+// nil when the mesh names none).
+func loadMeshPolicies(mesh *config.Mesh) ([]policy.File, *policy.Engine, error) {
 	dir := mesh.PoliciesDir()
 	if dir == "" {
-		return 0, nil
+		return nil, nil, nil
 	}
 	files, err := policy.ReadDir(dir)
 	if err != nil {
-		return 0, usageErr(err)
+		return nil, nil, usageErr(err)
 	}
 	e, err := policy.Compile(files, policy.Options{Mesh: mesh})
 	if err != nil {
-		return 0, usageErr(err)
+		return nil, nil, usageErr(err)
 	}
+	return files, e, nil
+}
+
+// applyMeshPolicies pushes the compiled policies unless that exact version
+// is already in force, and returns the revision in force.
+func applyMeshPolicies(ctx context.Context, admin *control.AdminClient, mesh *config.Mesh, files []policy.File, e *policy.Engine) (int64, error) {
+	if e == nil {
+		return 0, nil
+	}
+	dir := mesh.PoliciesDir()
 	st, err := admin.MeshStatus(ctx, &apiv1.MeshStatusRequest{})
 	if err != nil {
 		return 0, err

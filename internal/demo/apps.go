@@ -28,6 +28,9 @@ func Run(ctx context.Context, name string, log *slog.Logger) error {
 	if listen == "" {
 		return errors.New("MESHWARD_LISTEN is not set: demo apps are started by `meshward up --demo`")
 	}
+	if name == "tcp-echo" {
+		return runEcho(ctx, listen, log)
+	}
 	a := &app{name: name, log: log, client: &http.Client{Timeout: 5 * time.Second}}
 	go a.watchIdentity(ctx)
 	mux := http.NewServeMux()
@@ -41,7 +44,7 @@ func Run(ctx context.Context, name string, log *slog.Logger) error {
 	case "payments":
 		a.payments(mux)
 	default:
-		return fmt.Errorf("no demo app %q (want one of %s)", name, strings.Join(Names, ", "))
+		return fmt.Errorf("no demo app %q (want one of %s, tcp-echo)", name, strings.Join(Names, ", "))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	ln, err := net.Listen("tcp", listen)

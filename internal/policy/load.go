@@ -27,6 +27,10 @@ type Options struct {
 	// Now is the clock for CEL's `time` and the permissive-mTLS expiry;
 	// time.Now when nil.
 	Now func() time.Time
+	// TrustDomain, when Mesh is not set, is the trust domain the policies
+	// are for (the control plane's, or a sidecar's own): a MeshConfig must
+	// agree with it, and without a MeshConfig it is the default.
+	TrustDomain string
 }
 
 // Set is a parsed and validated policies directory.
@@ -38,9 +42,18 @@ type Set struct {
 	Documents []*config.Document
 	Mesh      *config.Mesh
 
-	configDoc *config.Document
-	now       func() time.Time
-	conds     map[string]*condition // compiled `when`s by source text
+	configDoc   *config.Document
+	now         func() time.Time
+	conds       map[string]*condition // compiled `when`s by source text
+	trustDomain string                // Options.TrustDomain
+}
+
+// meshTrustDomain is the trust domain the policies must be for, if known.
+func (s *Set) meshTrustDomain() string {
+	if s.Mesh != nil {
+		return s.Mesh.TrustDomain
+	}
+	return s.trustDomain
 }
 
 // condition compiles a `when` once per distinct text.
@@ -124,7 +137,7 @@ func Compile(files []File, opts Options) (*Engine, error) {
 // Parse decodes and validates files without compiling them into an Engine.
 // The error is a config.ErrorList.
 func Parse(files []File, opts Options) (*Set, error) {
-	s := &Set{Mesh: opts.Mesh, now: opts.Now}
+	s := &Set{Mesh: opts.Mesh, now: opts.Now, trustDomain: opts.TrustDomain}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -159,11 +172,7 @@ func Parse(files []File, opts Options) (*Set, error) {
 		errs = append(errs, s.parseMeshConfig(d)...)
 	}
 	if s.configDoc == nil {
-		td := ""
-		if s.Mesh != nil {
-			td = s.Mesh.TrustDomain
-		}
-		s.Config.applyDefaults(td)
+		s.Config.applyDefaults(s.meshTrustDomain())
 	}
 	targets := map[string]*AccessPolicy{}
 	for _, d := range s.Documents {

@@ -26,12 +26,13 @@ func (s *Set) parseMeshConfig(d *config.Document) config.ErrorList {
 		add("metadata.namespace", "a MeshConfig is mesh-wide and has no namespace")
 	}
 	c := &s.Config
-	meshTD := ""
-	if s.Mesh != nil {
-		meshTD = s.Mesh.TrustDomain
-		if c.TrustDomain != "" && c.TrustDomain != meshTD {
-			add("spec.trustDomain", "%q differs from the mesh's trust domain %q (%s)", c.TrustDomain, meshTD, s.Mesh.File)
+	meshTD := s.meshTrustDomain()
+	if meshTD != "" && c.TrustDomain != "" && c.TrustDomain != meshTD {
+		where := "the trust domain of the workloads it is for"
+		if s.Mesh != nil {
+			where = s.Mesh.File
 		}
+		add("spec.trustDomain", "%q differs from the mesh's trust domain %q (%s)", c.TrustDomain, meshTD, where)
 	}
 	c.applyDefaults(meshTD)
 	if _, err := spiffeid.TrustDomainFromString(c.TrustDomain); err != nil || c.TrustDomain != strings.ToLower(c.TrustDomain) {

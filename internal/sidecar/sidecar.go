@@ -85,7 +85,8 @@ func Run(ctx context.Context, cfg Config) error {
 	)
 	bootCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	src, err := source.New(bootCtx, source.Config{
+	var src *source.Source
+	src, err = source.New(bootCtx, source.Config{
 		ControlAddr: cfg.Control,
 		Token:       cfg.Token,
 		TrustDomain: cfg.TrustDomain,
@@ -104,7 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 		OnUpdate: func(u *apiv1.MeshUpdate) {
 			<-ready
-			applyUpdate(p, state, u, log)
+			applyUpdate(p, src.TrustDomain().Name(), state, u, log)
 		},
 	})
 	if err != nil {
@@ -174,7 +175,7 @@ func Run(ctx context.Context, cfg Config) error {
 // applyUpdate hands a watch-stream update to the proxy. A policy that does
 // not compile is rejected whole: the old one stays in force, and the next
 // report tells the control plane why.
-func applyUpdate(p *proxy.Proxy, st *sidecarState, u *apiv1.MeshUpdate, log *slog.Logger) {
+func applyUpdate(p *proxy.Proxy, td string, st *sidecarState, u *apiv1.MeshUpdate, log *slog.Logger) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if pol := u.GetPolicy(); pol != nil && pol.Version != st.policyVersion {
@@ -182,7 +183,7 @@ func applyUpdate(p *proxy.Proxy, st *sidecarState, u *apiv1.MeshUpdate, log *slo
 		for _, f := range pol.Files {
 			files = append(files, policy.File{Name: f.Name, Data: f.Content})
 		}
-		e, err := policy.Compile(files, policy.Options{})
+		e, err := policy.Compile(files, policy.Options{TrustDomain: td})
 		if err != nil {
 			st.policyError = err.Error()
 			log.Error("pushed policy rejected; the previous policy stays in force", observe.KeyVersion, pol.Version, observe.KeyError, err)

@@ -169,6 +169,15 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
+	t.Run("a ban takes effect mesh-wide and lifts", func(t *testing.T) {
+		id := "spiffe://shop.local/ns/default/sa/frontend"
+		mustMeshward(t, "identity", "ban", id, "--reason", "e2e", "--data-dir", dataDir)
+		waitStatus(t, frontend+"/api/products", 403, 10*time.Second)
+		up.waitOutput(t, "rule=banned", 5*time.Second)
+		mustMeshward(t, "identity", "unban", id, "--data-dir", dataDir)
+		waitStatus(t, frontend+"/api/products", 200, 10*time.Second)
+	})
+
 	t.Run("a crashed app is restarted and nothing else is disturbed", func(t *testing.T) {
 		others := pids(t, " demo-app payments", " demo-app orders", "-proxy --service catalog")
 		killAll(t, " demo-app catalog")
