@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/scan"
 	"meshward.dev/meshward/internal/store"
 )
 
@@ -291,5 +293,173 @@ func TestDenialsBounded(t *testing.T) {
 	v := d.denials(t.Context())
 	if v.Total != 500 || len(v.Denies) != maxDenies || !v.Denies[0].Time.Equal(t0.Add(-101*time.Second)) {
 		t.Fatalf("total %d, listed %d, first %v", v.Total, len(v.Denies), v.Denies[0].Time)
+	}
+}
+
+func TestPolicies(t *testing.T) {
+	src := &fakeSource{policy: demoPolicy(t)}
+	d, _ := newTest(t, src, demoMesh(t))
+	_, _, js := get(t, d, "/api/policies")
+	golden(t, "policies.json", js)
+	_, _, html := get(t, d, "/fragment/policies")
+	golden(t, "policies.html", html)
+
+	v := d.policyView(t.Context()).view
+	cell := func(src, dst string) Cell {
+		for i, s := range v.Sources {
+			for j, tg := range v.Targets {
+				if s.Label == src && tg.Label == dst {
+					return v.Matrix[i][j]
+				}
+			}
+		}
+		t.Fatalf("no cell %s -> %s", src, dst)
+		return Cell{}
+	}
+	if c := cell("frontend", "catalog"); !c.Allowed || len(c.Rules) != 1 || c.Rules[0].Name != "catalog/frontend-browse" {
+		t.Errorf("frontend -> catalog = %+v, want allowed by catalog/frontend-browse", c)
+	}
+	if c := cell("frontend", "payments"); c.Allowed || len(c.Rules) != 0 {
+		t.Errorf("frontend -> payments = %+v, want denied", c)
+	}
+	if c := cell("orders", "payments"); !c.Allowed {
+		t.Errorf("orders -> payments = %+v, want allowed", c)
+	}
+	// Every link of the matrix leads to an element of the page.
+	ids := map[string]bool{}
+	for _, m := range regexp.MustCompile(` id="([^"]+)"`).FindAllStringSubmatch(html, -1) {
+		ids[m[1]] = true
+	}
+	links := regexp.MustCompile(`href="#([^"]+)"`).FindAllStringSubmatch(html, -1)
+	if len(links) < 4 {
+		t.Fatalf("only %d rule links", len(links))
+	}
+	for _, m := range links {
+		if !ids[m[1]] {
+			t.Errorf("link #%s leads nowhere", m[1])
+		}
+	}
+	// The rule's line is its own, not the policy's.
+	for _, p := range v.Policies {
+		for _, r := range p.Rules {
+			if r.Line <= p.Line {
+				t.Errorf("%s/%s: line %d, policy at line %d", p.Name, r.Name, r.Line, p.Line)
+			}
+		}
+	}
+
+	// A new revision is compiled again; the same one is not.
+	before := d.policyView(t.Context())
+	if d.policyView(t.Context()) != before {
+		t.Error("same policy compiled again")
+	}
+	src.mu.Lock()
+	src.policy = &apiv1.Policy{Revision: 4, Version: "sha256:none"}
+	src.mu.Unlock()
+	if v := d.policyView(t.Context()).view; len(v.Grants) != 0 || v.Revision != 4 {
+		t.Errorf("after an empty policy: %d grants, revision %d", len(v.Grants), v.Revision)
+	}
+}
+
+func TestPoliciesWildcardsAndAudit(t *testing.T) {
+	files := []*apiv1.PolicyFile{{Name: "p.yaml", Content: []byte(`apiVersion: meshward.dev/v1
+kind: AccessPolicy
+metadata: {name: reports, namespace: default}
+spec:
+  target: reports
+  rules:
+    - name: ops-read
+      from: [{namespace: ops}]
+      to: [{methods: [GET]}]
+    - name: everyone-health
+      from: [{namespace: "*"}]
+      to: [{paths: [/healthz]}]
+---
+apiVersion: meshward.dev/v1
+kind: AccessPolicy
+metadata: {name: legacy, namespace: default}
+spec:
+  target: legacy
+  mode: audit
+  rules: []
+`)}}
+	d, _ := newTest(t, &fakeSource{policy: &apiv1.Policy{Revision: 1, Version: "v1", Files: files}}, nil)
+	st := d.policyView(t.Context())
+	if st.view.Error != "" {
+		t.Fatal(st.view.Error)
+	}
+	if !st.allows("spiffe://shop.local/ns/ops/sa/grafana", id("reports")) {
+		t.Error("namespace grant does not cover ops/grafana")
+	}
+	if !st.allows(id("frontend"), id("reports")) {
+		t.Error("namespace * grant does not cover frontend")
+	}
+	if st.allows(id("frontend"), id("legacy")) {
+		t.Error("audit mode counted as allowed by policy")
+	}
+	var labels []string
+	for _, s := range st.view.Sources {
+		labels = append(labels, s.Label)
+	}
+	if want := "namespace ops"; !slices.Contains(labels, want) {
+		t.Errorf("sources %v lack %q", labels, want)
+	}
+	_, _, html := get(t, d, "/fragment/policies")
+	if !strings.Contains(html, `<span class="badge warn">audit</span>`) || !strings.Contains(html, `href="#policy-legacy"`) {
+		t.Error("audit-mode cell not shown as audit, linking to its policy")
+	}
+}
+
+func TestFindings(t *testing.T) {
+	weak := &apiv1.Policy{Revision: 2, Version: "v2", Files: []*apiv1.PolicyFile{{Name: "meshconfig.yaml", Content: []byte(`apiVersion: meshward.dev/v1
+kind: MeshConfig
+metadata: {name: mesh}
+spec:
+  trustDomain: shop.local
+  defaultAction: allow
+`)}}}
+	src := &fakeSource{policy: demoPolicy(t)}
+	d, clk := newTest(t, src, demoMesh(t))
+	v := d.findings(t.Context())
+	if len(v.Inputs) != 2 || v.Error != "" {
+		t.Fatalf("inputs %v, error %q", v.Inputs, v.Error)
+	}
+	for _, f := range v.Findings {
+		if f.Severity >= 3 {
+			t.Errorf("the demo has a %s finding: %+v", f.Severity, f)
+		}
+	}
+	src.mu.Lock()
+	src.policy = weak
+	src.mu.Unlock()
+	v = d.findings(t.Context())
+	if !slices.ContainsFunc(v.Findings, func(f scan.Finding) bool { return f.Rule == "MW-MESHWARD-003" }) || v.Summary.High == 0 {
+		t.Fatalf("default allow not found: %+v", v.Findings)
+	}
+	_, _, html := get(t, d, "/fragment/findings")
+	if !strings.Contains(html, "MW-MESHWARD-003") || !strings.Contains(html, "<details><summary>Remediation</summary>") {
+		t.Error("findings page lacks the finding or its remediation")
+	}
+	// Cached until the policy changes or a minute passes.
+	first := v.ScannedAt
+	clk.Add(30 * time.Second)
+	if d.findings(t.Context()).ScannedAt != first {
+		t.Error("scanned again within the minute")
+	}
+	clk.Add(31 * time.Second)
+	if d.findings(t.Context()).ScannedAt == first {
+		t.Error("not scanned again after a minute")
+	}
+}
+
+func TestFindingsWithoutMesh(t *testing.T) {
+	d, _ := newTest(t, &fakeSource{}, nil)
+	v := d.findings(t.Context())
+	if len(v.Findings) != 0 || len(v.Inputs) != 0 {
+		t.Fatalf("findings without inputs: %+v", v)
+	}
+	_, _, html := get(t, d, "/fragment/findings")
+	if !strings.Contains(html, "nothing (no mesh file or policy)") {
+		t.Error("no word that nothing was scanned")
 	}
 }

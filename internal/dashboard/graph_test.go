@@ -19,7 +19,7 @@ import (
 // as each sidecar counts it: inbound series carry a decision, outbound
 // ones do not.
 type shop struct {
-	src                                  *fakeSource
+	src                                 *fakeSource
 	frontend, catalog, orders, payments *sidecarServer
 }
 
@@ -227,8 +227,8 @@ func TestParseTraffic(t *testing.T) {
 	}
 	want := map[seriesKey]float64{
 		{kind: "http", source: id("frontend"), destination: id("catalog"), protocol: "http", code: "200", decision: "allow"}: 3,
-		{kind: "http", source: id("frontend"), destination: id("catalog"), protocol: "http", code: "200"}:                     2,
-		{kind: "tcp", source: id("frontend"), destination: id("catalog"), decision: "deny"}:                                   4,
+		{kind: "http", source: id("frontend"), destination: id("catalog"), protocol: "http", code: "200"}:                    2,
+		{kind: "tcp", source: id("frontend"), destination: id("catalog"), decision: "deny"}:                                  4,
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(seriesKey{})); diff != "" {
 		t.Errorf("parseTraffic (-want +got):\n%s", diff)
