@@ -28,7 +28,7 @@ func freePort(t *testing.T) string {
 
 func startControl(t *testing.T, dataDir, addr string) *proc {
 	t.Helper()
-	p := start(t, nil, "control", "--data-dir", dataDir, "--listen", addr, "--trust-domain", "e2e.local")
+	p := start(t, nil, "control", "--data-dir", dataDir, "--listen", addr, "--trust-domain", "e2e.local", "--dashboard", freePort(t))
 	p.waitOutput(t, "control plane listening", 20*time.Second)
 	return p
 }
