@@ -32,6 +32,7 @@ type inbound struct {
 	tcpConns   map[*connInfo]struct{}
 
 	app      *httputil.ReverseProxy
+	appPool  *h1Pool // HTTP/1.1 apps: the forwarder's keep-alive connections
 	appClose func()
 	wg       sync.WaitGroup // per-connection goroutines
 }
@@ -82,6 +83,14 @@ func newInbound(p *Proxy, ln net.Listener) *inbound {
 	}
 	in.h1srv.ConnState = trackLimits
 	in.app, in.appClose = in.newAppProxy()
+	if p.cfg.AppProtocol == ProtocolHTTP {
+		dialer := &net.Dialer{Timeout: to.Connect}
+		in.appPool = newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "tcp", addr)
+		}, p.now, to.Idle/2, 256, 0)
+		closeRP := in.appClose
+		in.appClose = func() { closeRP(); in.appPool.closeIdle(true) }
+	}
 	return in
 }
 

@@ -102,7 +102,12 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	setPath(r.URL, norm)
 	r.Header.Set(PeerIdentityHeader, ci.peerStr)
-	in.app.ServeHTTP(sw, r)
+	abort := false
+	if in.appPool != nil && h1Eligible(r) {
+		abort = in.forwardApp(sw, r)
+	} else {
+		in.app.ServeHTTP(sw, r)
+	}
 	if r.ProtoMajor == 2 && errors.Is(r.Context().Err(), context.Canceled) && !sw.done {
 		if ci.noteReset(p.now(), p.cfg.Limits.MaxResetsPerConnMinute) {
 			p.m.limitRejections.WithLabelValues(limitRapidReset).Inc()
@@ -110,6 +115,29 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			_ = ci.conn.Close()
 		}
 	}
+	if abort {
+		panic(http.ErrAbortHandler) // the app cut the body: do not end it cleanly
+	}
+}
+
+// forwardApp sends r to an HTTP/1.1 app with the forwarder; abort reports a
+// response cut after its head went out.
+func (in *inbound) forwardApp(w http.ResponseWriter, r *http.Request) (abort bool) {
+	p := in.p
+	removeHopHeaders(r.Header)
+	host := r.Host
+	if host == "" {
+		host = p.cfg.AppAddr
+	}
+	x, err := in.appPool.roundTrip(r.Context(), p.cfg.AppAddr, r, host, 0)
+	if err != nil {
+		p.log.Debug("app request failed", slog.Any(observe.KeyError, err))
+		if r.Context().Err() == nil {
+			httpError(w, http.StatusBadGateway, "meshward: application unavailable")
+		}
+		return false
+	}
+	return x.respond(w) != nil
 }
 
 // requestPath is the path as it came on the wire, still escaped.

@@ -159,7 +159,14 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	grpc := isGRPC(r)
 	sw := getStatusWriter(w)
 	defer putStatusWriter(sw)
-	o.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), upstreamKey{}, up)))
+	abort := false
+	if handled := false; up.proto == ProtocolHTTP && r.ProtoMajor == 1 && h1Eligible(r) {
+		if handled, abort = o.forwardH1(sw, r, up); !handled {
+			o.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), upstreamKey{}, up)))
+		}
+	} else {
+		o.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), upstreamKey{}, up)))
+	}
 	code := sw.code
 	if code == 0 {
 		code = http.StatusOK
@@ -180,6 +187,60 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if span != nil {
 			endSpan(span, e)
 		}
+	}
+	if abort {
+		panic(http.ErrAbortHandler) // the upstream cut the body: do not end it cleanly
+	}
+}
+
+// forwardH1 carries an HTTP/1.1 request over a pooled http/1.1 mTLS
+// connection (forward.go), with the balancing, ejection and retry of the
+// HTTP/2 path. handled is false (nothing written) when every connection
+// allowed to the picked endpoint is busy: the caller takes HTTP/2.
+func (o *outListener) forwardH1(w http.ResponseWriter, r *http.Request, u *upstream) (handled, abort bool) {
+	p := o.p
+	removeHopHeaders(r.Header)
+	host := r.Host
+	var skip *endpoint
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		ep := u.eps.Load().pick(p.now(), skip)
+		if ep == nil {
+			if lastErr == nil {
+				lastErr = errNoEndpoints
+			}
+			p.outboundError(w, r, lastErr)
+			return true, false
+		}
+		if host == "" {
+			host = ep.addr
+		}
+		ep.inflight.Add(1)
+		x, err := u.pool.roundTrip(r.Context(), ep.addr, r, host, p.cfg.Timeouts.ResponseHeader)
+		if err == nil {
+			aerr := x.respond(w)
+			ep.inflight.Add(-1)
+			return true, aerr != nil
+		}
+		ep.inflight.Add(-1)
+		if errors.Is(err, errPoolFull) {
+			if attempt == 0 {
+				return false, false
+			}
+			p.outboundError(w, r, lastErr)
+			return true, false
+		}
+		if r.Context().Err() != nil {
+			return true, false
+		}
+		ep.eject(p.now(), p.cfg.Timeouts.Eject)
+		p.log.Debug("endpoint ejected", slog.String(observe.KeyService, u.service), slog.String(observe.KeyAddr, ep.addr),
+			slog.Any(observe.KeyError, err))
+		if attempt > 0 || !retryable(r) {
+			p.outboundError(w, r, err)
+			return true, false
+		}
+		skip, lastErr = ep, err
 	}
 }
 

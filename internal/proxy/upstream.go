@@ -24,9 +24,13 @@ type upstream struct {
 	proto   Protocol
 	eps     atomic.Pointer[endpointSet]
 
-	h2  *http2.Transport // multiplexed HTTP
-	h1  *http.Transport  // one connection per Upgrade request
-	tcp *tls.Config      // one connection per TCP stream
+	h2 *http2.Transport // multiplexed HTTP
+	h1 *http.Transport  // one connection per Upgrade request
+	// pool carries HTTP/1.1 requests of HTTP/1.1 apps over http/1.1
+	// keep-alive mTLS connections (no HTTP/2 framing, no goroutine
+	// hand-offs); HTTP/2 takes over when it is full.
+	pool *h1Pool
+	tcp  *tls.Config // one connection per TCP stream
 }
 
 // ensureUpstream returns the upstream for service, creating it (with the
@@ -76,6 +80,9 @@ func (p *Proxy) ensureUpstream(service, ns string, proto Protocol) (*upstream, e
 		DisableKeepAlives:  true,
 		DisableCompression: true,
 	}
+	u.pool = newH1Pool(func(ctx context.Context, addr string) (net.Conn, error) {
+		return u.dialTLS(ctx, "tcp", addr, h1cfg)
+	}, p.now, p.cfg.Timeouts.Idle/2, maxPoolConns, maxPoolConns)
 	next := make(map[string]*upstream, len(cur)+1)
 	for k, v := range cur {
 		next[k] = v
@@ -133,4 +140,9 @@ func (u *upstream) setEndpoints(addrs []string) {
 func (u *upstream) closeIdle() {
 	u.h2.CloseIdleConnections()
 	u.h1.CloseIdleConnections()
+	u.pool.closeIdle(true)
 }
+
+// maxPoolConns bounds the pooled http/1.1 connections per endpoint (the
+// inbound side allows Limits.MaxConnsPerPeer per caller).
+const maxPoolConns = 64

@@ -1,0 +1,290 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The HTTP/1.1 forwarder: the hot path for HTTP/1.1 apps. A request that
+// net/http's server parsed (and meshward checked: smuggling, policy,
+// identity header, normalized path) is written to a pooled keep-alive
+// connection with one buffered flush (head and small body in one write,
+// one TLS record), and the response is read and streamed back on the same
+// goroutine. Requests it does not take (HTTP/2 from the app, Upgrade,
+// bodies of unknown length or over maxFastBody) keep the
+// httputil.ReverseProxy path.
+
+// maxFastBody is the largest request body the forwarder takes: bigger or
+// unknown-length bodies may be streamed while the response is already
+// coming, which needs the reader/writer split of the other path.
+const maxFastBody = 64 << 10
+
+// h1Eligible reports whether r can take the forwarder.
+func h1Eligible(r *http.Request) bool {
+	if r.ProtoMajor != 1 && r.ProtoMajor != 2 {
+		return false
+	}
+	if r.ContentLength < 0 || r.ContentLength > maxFastBody || r.Method == http.MethodConnect {
+		return false
+	}
+	if _, ok := r.Header["Upgrade"]; ok {
+		return false
+	}
+	return r.URL.Opaque == ""
+}
+
+// hopHeaders are removed in both directions (RFC 9110 7.6.1), as
+// httputil.ReverseProxy does.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+var errBadHeader = errors.New("header field contains a line break")
+
+// writeRequest serializes r as HTTP/1.1 into c's buffer and flushes once.
+// Hop-by-hop headers must be gone already.
+func writeRequest(c *h1Conn, r *http.Request, host string, buf []byte) error {
+	bw := c.bw
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	path := r.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	bw.WriteString(path)
+	if r.URL.ForceQuery || r.URL.RawQuery != "" {
+		bw.WriteByte('?')
+		bw.WriteString(r.URL.RawQuery)
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	if !validField(host) {
+		return errBadHeader
+	}
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	for k, vv := range r.Header {
+		switch k {
+		case "Host", "Content-Length":
+			continue
+		}
+		if !validField(k) {
+			return errBadHeader
+		}
+		for _, v := range vv {
+			if !validField(v) {
+				return errBadHeader
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	n := r.ContentLength
+	if n > 0 || (n == 0 && (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch)) {
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(buf[:0], n, 10))
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+	if n > 0 && r.Body != nil {
+		var copied int64
+		for copied < n {
+			k, err := r.Body.Read(buf[:min(int64(len(buf)), n-copied)])
+			if k > 0 {
+				copied += int64(k)
+				if _, werr := bw.Write(buf[:k]); werr != nil {
+					return werr
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("read request body: %w", err)
+			}
+		}
+		if copied != n {
+			return fmt.Errorf("request body: %d of %d bytes", copied, n)
+		}
+	}
+	return bw.Flush()
+}
+
+// validField: no CR, LF or NUL (net/http's parser already refuses them in
+// what clients send; this guards values meshward itself set).
+func validField(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r == '\r' || r == '\n' || r == 0 }) < 0
+}
+
+// h1Exchange is one request/response on one pooled connection.
+type h1Exchange struct {
+	pool *h1Pool
+	c    *h1Conn
+	res  *http.Response
+	stop func() bool // unregisters the cancellation hook; false if it fired
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errStale means a reused connection turned out to be closed before any
+// response byte: the request can go again on a fresh connection.
+type errStale struct{ err error }
+
+func (e *errStale) Error() string { return "stale keep-alive connection: " + e.err.Error() }
+func (e *errStale) Unwrap() error { return e.err }
+
+// roundTrip sends r to addr over the pool and reads the response head.
+// headerTimeout > 0 bounds the wait for the response head (504).
+// A request without a body that failed on a stale reused connection is
+// sent again once on a new connection; errPoolFull is returned as is.
+func (p *h1Pool) roundTrip(ctx context.Context, addr string, r *http.Request, host string, headerTimeout time.Duration) (*h1Exchange, error) {
+	for attempt := 0; ; attempt++ {
+		x, err := p.roundTripOnce(ctx, addr, r, host, headerTimeout)
+		var stale *errStale
+		if errors.As(err, &stale) && attempt == 0 && (r.Body == nil || r.Body == http.NoBody) && ctx.Err() == nil {
+			continue
+		}
+		return x, err
+	}
+}
+
+func (p *h1Pool) roundTripOnce(ctx context.Context, addr string, r *http.Request, host string, headerTimeout time.Duration) (*h1Exchange, error) {
+	c, err := p.get(ctx, addr, r.Body != nil && r.Body != http.NoBody)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+	fail := func(err error) (*h1Exchange, error) {
+		stop()
+		p.put(c, false)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if netTimeout(err) {
+			return nil, fmt.Errorf("response headers: %w", context.DeadlineExceeded)
+		}
+		if c.reused && !errors.Is(err, errBadHeader) {
+			return nil, &errStale{err: err}
+		}
+		return nil, err
+	}
+	if headerTimeout > 0 {
+		_ = c.SetDeadline(time.Now().Add(headerTimeout))
+	}
+	bp := copyBufs.Get().(*[]byte)
+	err = writeRequest(c, r, host, *bp)
+	copyBufs.Put(bp)
+	if err != nil {
+		return fail(err)
+	}
+	var res *http.Response
+	for {
+		res, err = http.ReadResponse(c.br, r)
+		if err != nil {
+			return fail(err)
+		}
+		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		// 1xx informational (100 Continue, 103 Early Hints): skip.
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		_ = res.Body.Close()
+		return fail(errors.New("unexpected 101 Switching Protocols"))
+	}
+	c.reused = true // past the head: a failure now is not a stale connection
+	if headerTimeout > 0 {
+		_ = c.SetDeadline(time.Time{})
+	}
+	return &h1Exchange{pool: p, c: c, res: res, stop: stop}, nil
+}
+
+// errAbort means the response was cut after its head went out: the
+// handler must abort (panic(http.ErrAbortHandler)) so the client does not
+// take a truncated body for a whole one.
+var errAbort = errors.New("response body cut")
+
+// respond streams x's response to w and returns the connection to the pool
+// when the exchange ended cleanly.
+func (x *h1Exchange) respond(w http.ResponseWriter) error {
+	res := x.res
+	dst := w.Header()
+	for k, vv := range res.Header {
+		dst[k] = vv
+	}
+	removeHopHeaders(dst)
+	w.WriteHeader(res.StatusCode)
+	bp := copyBufs.Get().(*[]byte)
+	buf := *bp
+	flush := res.ContentLength < 0 // streaming (e.g. server-sent events): pass each read on
+	var rc *http.ResponseController
+	var werr, rerr error
+	for {
+		n, err := res.Body.Read(buf)
+		if n > 0 {
+			if _, werr = w.Write(buf[:n]); werr != nil {
+				break
+			}
+			if flush {
+				if rc == nil {
+					rc = http.NewResponseController(w)
+				}
+				_ = rc.Flush()
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				rerr = err
+			}
+			break
+		}
+	}
+	copyBufs.Put(bp)
+	for k, vv := range res.Trailer {
+		dst[http.TrailerPrefix+k] = vv
+	}
+	fired := !x.stop()
+	reusable := werr == nil && rerr == nil && !fired && !res.Close
+	if !reusable {
+		_ = res.Body.Close()
+	}
+	x.pool.put(x.c, reusable)
+	x.c = nil
+	if rerr != nil {
+		return errAbort
+	}
+	return nil
+}
+
+// discard ends an exchange whose response is not sent on.
+func (x *h1Exchange) discard() {
+	x.stop()
+	x.pool.put(x.c, false)
+}
+
+func netTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,257 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func gauge(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// TestForwarderKeepAlive: serial HTTP/1.1 requests (GET, POST with a body,
+// HEAD) reuse one mTLS connection between the sidecars and one connection
+// to the app, and arrive intact.
+func TestForwarderKeepAlive(t *testing.T) {
+	var mu sync.Mutex
+	remotes := map[string]bool{}
+	rec := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		remotes[r.RemoteAddr] = true
+		mu.Unlock()
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-App-Path", r.URL.EscapedPath())
+		_, _ = io.WriteString(w, r.Method+" "+r.URL.Path+" body="+string(body))
+	})
+	app := newEchoApp(t, false, map[string]http.Handler{"/k": rec, "/p": rec, "/h": rec})
+	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP})
+	c := &http.Client{Timeout: testTimeout}
+	for i := range 10 {
+		res, body := mustGet(t, c, m.outURL("/k?i=1"))
+		if res.StatusCode != http.StatusOK || body != "GET /k body=" {
+			t.Fatalf("GET %d: %d %q", i, res.StatusCode, body)
+		}
+	}
+	res, err := c.Post(m.outURL("/p"), "text/plain", strings.NewReader("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "POST /p body=payload" {
+		t.Errorf("POST body %q", b)
+	}
+	res, err = c.Head(m.outURL("/h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("X-App-Path") != "/h" {
+		t.Errorf("HEAD: %d %v", res.StatusCode, res.Header)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := len(remotes); got != 1 {
+		t.Errorf("app connections %d, want 1 (keep-alive)", got)
+	}
+	if got := gauge(t, m.catReg, "meshward_active_connections", "listener", "inbound"); got != 1 {
+		t.Errorf("inbound mTLS connections %v, want 1 (keep-alive)", got)
+	}
+}
+
+// TestForwarderHopHeaders: hop-by-hop headers, and the ones Connection
+// names, do not cross the mesh; end-to-end headers do.
+func TestForwarderHopHeaders(t *testing.T) {
+	got := make(chan http.Header, 1)
+	app := newEchoApp(t, false, map[string]http.Handler{"/hdr": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+		w.Header().Set("Connection", "X-Resp-Hop")
+		w.Header().Set("X-Resp-Hop", "1")
+		w.Header().Set("X-Resp-End", "1")
+	})})
+	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP})
+	req, _ := http.NewRequest(http.MethodGet, m.outURL("/hdr"), nil)
+	req.Header.Set("Connection", "keep-alive, X-Secret-Hop")
+	req.Header.Set("X-Secret-Hop", "1")
+	req.Header.Set("Keep-Alive", "timeout=5")
+	req.Header.Set("Proxy-Authorization", "Basic eDp5")
+	req.Header.Set("X-End", "kept")
+	res, err := (&http.Client{Timeout: testTimeout}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	h := <-got
+	for _, k := range []string{"X-Secret-Hop", "Keep-Alive", "Proxy-Authorization"} {
+		if v := h.Get(k); v != "" {
+			t.Errorf("app saw hop-by-hop %s: %q", k, v)
+		}
+	}
+	if h.Get("X-End") != "kept" || h.Get(PeerIdentityHeader) != frontendID {
+		t.Errorf("app headers %v", h)
+	}
+	if res.Header.Get("X-Resp-Hop") != "" || res.Header.Get("X-Resp-End") != "1" {
+		t.Errorf("response headers %v", res.Header)
+	}
+}
+
+// rawApp answers every request on a connection with resp, then closes the
+// connection when closeAfter is set.
+func rawApp(t *testing.T, resp string, closeAfter bool) (addr string, conns *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	conns = new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if _, err := io.WriteString(c, resp); err != nil || closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), conns
+}
+
+// TestForwarderStaleConnection: an app that closes every connection after
+// one response without saying so: requests with and without a body still
+// succeed on fresh connections.
+func TestForwarderStaleConnection(t *testing.T) {
+	addr, conns := rawApp(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true)
+	m := newMesh(t, meshOpts{appAddr: addr, appProto: ProtocolHTTP})
+	c := &http.Client{Timeout: testTimeout}
+	for i := range 3 {
+		res, body := mustGet(t, c, m.outURL("/s"))
+		if res.StatusCode != http.StatusOK || body != "ok" {
+			t.Fatalf("GET %d: %d %q", i, res.StatusCode, body)
+		}
+		res, err := c.Post(m.outURL("/s"), "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("POST %d: %d", i, res.StatusCode)
+		}
+	}
+	if got := conns.Load(); got != 6 {
+		t.Errorf("app connections %d, want 6", got)
+	}
+}
+
+// TestForwarderTruncatedBody: a response cut short by the app reaches the
+// client as an error (a 502, or a body that fails), never as a complete
+// shorter body.
+func TestForwarderTruncatedBody(t *testing.T) {
+	addr, _ := rawApp(t, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b", true)
+	m := newMesh(t, meshOpts{appAddr: addr, appProto: ProtocolHTTP})
+	res, err := (&http.Client{Timeout: testTimeout}).Get(m.outURL("/t"))
+	if err != nil {
+		return // refused outright: fine
+	}
+	defer res.Body.Close()
+	if b, err := io.ReadAll(res.Body); err == nil && res.StatusCode == http.StatusOK {
+		t.Errorf("truncated response read cleanly: %d %q", res.StatusCode, b)
+	}
+}
+
+// TestForwarderPoolFullUsesHTTP2: when every pooled http/1.1 connection to
+// the endpoint is busy, a request goes over HTTP/2 instead of waiting.
+func TestForwarderPoolFullUsesHTTP2(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	app := newEchoApp(t, false, map[string]http.Handler{"/slow": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		_, _ = io.WriteString(w, "slow")
+	})})
+	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP})
+	pool := (*m.front.upstreams.Load())["catalog"].pool
+	pool.mu.Lock()
+	pool.maxActive = 1
+	pool.mu.Unlock()
+	c := &http.Client{Timeout: testTimeout}
+	slow := make(chan string, 1)
+	go func() {
+		res, err := c.Get(m.outURL("/slow"))
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		slow <- string(b)
+	}()
+	select {
+	case <-entered:
+	case <-time.After(testTimeout):
+		t.Fatal("slow request never reached the app")
+	}
+	res, body := mustGet(t, c, m.outURL("/fast"))
+	close(release)
+	if res.StatusCode != http.StatusOK || body != "GET /fast body=" {
+		t.Errorf("request with a full pool: %d %q", res.StatusCode, body)
+	}
+	if got := <-slow; got != "slow" {
+		t.Errorf("slow request: %q", got)
+	}
+	if got := gauge(t, m.catReg, "meshward_active_connections", "listener", "inbound"); got != 2 {
+		t.Errorf("inbound connections %v, want 2 (one http/1.1, one h2)", got)
+	}
+}
+
+// TestForwarderResponseHeaderTimeout: an app that never answers gets the
+// caller a 504 from the outbound sidecar.
+func TestForwarderResponseHeaderTimeout(t *testing.T) {
+	app := newEchoApp(t, false, map[string]http.Handler{"/hang": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	})})
+	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, timeouts: Timeouts{ResponseHeader: 200 * time.Millisecond}})
+	res, _ := mustGet(t, &http.Client{Timeout: testTimeout}, m.outURL("/hang"))
+	if res.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("status %d, want 504", res.StatusCode)
+	}
+}
