@@ -56,7 +56,7 @@ func (s *Server) stale(c *x509.Certificate) bool {
 }
 
 func (s *Server) issueOwn(ctx context.Context, id spiffeid.ID, ttl time.Duration) (*tls.Certificate, error) {
-	key, csr, err := newKeyAndCSR()
+	key, csr, err := identity.NewKeyAndCSR()
 	if err != nil {
 		return nil, err
 	}

@@ -2,9 +2,6 @@ package control
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -263,14 +260,4 @@ func (s *Server) tlsConfig() *tls.Config {
 
 func (s *Server) bundleSource() *x509bundle.Bundle {
 	return x509bundle.FromX509Authorities(s.cfg.TrustDomain, s.cfg.CA.Bundle())
-}
-
-// newKeyAndCSR makes a P-256 key and a CSR for it.
-func newKeyAndCSR() (*ecdsa.PrivateKey, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	return key, csr, err
 }

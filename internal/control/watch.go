@@ -35,10 +35,10 @@ type member struct {
 // change closes the current `changed` channel, waking every stream, which
 // then sends a fresh snapshot.
 type hub struct {
-	mu      sync.Mutex
-	state   meshState
-	fleet   map[uint64]*member
-	nextKey uint64
+	mu        sync.Mutex
+	state     meshState
+	fleet     map[uint64]*member
+	nextKey   uint64
 	changed   chan struct{}
 	changedAt time.Time // when changed was last closed
 	done      chan struct{}

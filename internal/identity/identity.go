@@ -4,6 +4,9 @@
 package identity
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -65,6 +68,18 @@ func checkName(field, s string) error {
 		}
 	}
 	return nil
+}
+
+// NewKeyAndCSR makes a workload's ECDSA P-256 key and a CSR for it. The
+// CSR names no identity: the CA decides it (from the token or the SVID that
+// proves the caller), and the key never leaves the caller.
+func NewKeyAndCSR() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	return key, csr, err
 }
 
 // Fingerprint is the hex SHA-256 of a certificate's DER.

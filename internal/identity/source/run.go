@@ -71,7 +71,7 @@ func (s *Source) renewLoop(ctx context.Context) {
 }
 
 func (s *Source) renew(ctx context.Context) error {
-	key, csr, err := newKeyAndCSR()
+	key, csr, err := identity.NewKeyAndCSR()
 	if err != nil {
 		return err
 	}

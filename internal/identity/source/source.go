@@ -11,7 +11,6 @@ package source
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -128,7 +127,7 @@ func (s *Source) bootstrap(ctx context.Context, tok attest.Token) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	defer conn.Close()
-	key, csr, err := newKeyAndCSR()
+	key, csr, err := identity.NewKeyAndCSR()
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
@@ -274,15 +273,6 @@ func (s *Source) RenewNow() {
 
 // Close releases the connection to the control plane.
 func (s *Source) Close() error { return s.conn.Close() }
-
-func newKeyAndCSR() (*ecdsa.PrivateKey, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	return key, csr, err
-}
 
 func parseDER(ders [][]byte) ([]*x509.Certificate, error) {
 	if len(ders) == 0 {
