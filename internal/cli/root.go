@@ -60,6 +60,7 @@ look for.`,
 		newStatusCmd(g),
 		newAuditCmd(g),
 		newTapCmd(g),
+		newDashboardCmd(g),
 	)
 	for _, c := range newHiddenCmds(g) {
 		root.AddCommand(c)
