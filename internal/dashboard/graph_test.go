@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -290,6 +292,44 @@ func TestLayoutNoOverlap(t *testing.T) {
 			}
 			if !regexp.MustCompile(`^M \d+ \d+ [CQ] `).MatchString(l.Edges[0].Path) {
 				t.Errorf("path %q", l.Edges[0].Path)
+			}
+		})
+	}
+}
+
+// TestParseTrafficFiles: real sidecar expositions (captured from the demo)
+// parse to their traffic series; corrupt, empty, truncated and wrong-type
+// ones are refused or yield nothing.
+func TestParseTrafficFiles(t *testing.T) {
+	for _, tc := range []struct {
+		file    string
+		want    int // series
+		wantErr bool
+	}{
+		{file: "catalog.txt", want: 1},
+		{file: "payments.txt", want: 1},
+		{file: "empty.txt", want: 0},
+		{file: "garbage.txt", wantErr: true},
+		{file: "truncated.txt", wantErr: true},
+		{file: "wrong-type.txt", wantErr: true},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			f, err := os.Open(filepath.Join("testdata", "metrics", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			got, err := parseTraffic(f)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil && len(got) != tc.want {
+				t.Fatalf("%d series, want %d: %v", len(got), tc.want, got)
+			}
+			for k, v := range got {
+				if k.source == "" || k.destination == "" || v <= 0 {
+					t.Errorf("series %+v = %v", k, v)
+				}
 			}
 		})
 	}

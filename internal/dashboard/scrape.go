@@ -93,7 +93,9 @@ func (s *scraper) snapshot(ctx context.Context, targets []target) []sidecarMetri
 	defer s.mu.Unlock()
 	now := s.now()
 	if s.sidecar == nil || s.last.IsZero() || now.Sub(s.last) >= s.interval || !s.covers(targets) {
-		s.scrape(ctx, targets, now)
+		// The result serves every viewer: a viewer that goes away must not
+		// cut it short (each fetch has its own timeout).
+		s.scrape(context.WithoutCancel(ctx), targets, now)
 		s.last = now
 	}
 	out := make([]sidecarMetrics, 0, len(s.sidecar))
