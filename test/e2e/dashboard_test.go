@@ -73,7 +73,7 @@ func TestDashboard(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), ".meshward")
 	up := start(t, nil, "up", "--demo", "--data-dir", dataDir)
 	up.waitOutput(t, "is up", 60*time.Second)
-	up.waitOutput(t, "dashboard      "+dashboardURL+"/", time.Second)
+	up.waitOutput(t, dashboardURL+"/", time.Second) // the banner names it
 
 	ctx := browser(t, 3*time.Minute)
 
