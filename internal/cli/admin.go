@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,22 @@ func (o *adminOptions) addFlags(cmd *cobra.Command) {
 
 func (o *adminOptions) dial() (*control.AdminClient, error) {
 	return control.DialAdmin(o.dataDir, o.control)
+}
+
+// adminCall dials the control plane as admin, makes one call, and turns a
+// gRPC error into a CLI error (see rpcErr).
+func adminCall[T any](ctx context.Context, o *adminOptions, call func(context.Context, *control.AdminClient) (T, error)) (T, error) {
+	var zero T
+	c, err := o.dial()
+	if err != nil {
+		return zero, err
+	}
+	defer c.Close()
+	v, err := call(ctx, c)
+	if err != nil {
+		return zero, o.rpcErr(err)
+	}
+	return v, nil
 }
 
 // rpcErr turns a gRPC error from the control plane into a CLI error: bad

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/control"
 )
 
 type auditOptions struct {
@@ -47,14 +48,11 @@ rotations, bans), oldest first.`,
 }
 
 func runAudit(ctx context.Context, o *auditOptions, stdout io.Writer) error {
-	c, err := o.admin.dial()
+	resp, err := adminCall(ctx, &o.admin, func(ctx context.Context, c *control.AdminClient) (*apiv1.AuditResponse, error) {
+		return c.Audit(ctx, &apiv1.AuditRequest{Since: o.now().Add(-o.since).UnixNano()})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	resp, err := c.Audit(ctx, &apiv1.AuditRequest{Since: o.now().Add(-o.since).UnixNano()})
-	if err != nil {
-		return o.admin.rpcErr(err)
 	}
 	if o.output == "json" {
 		for _, e := range resp.Events {

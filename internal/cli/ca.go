@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/control"
 )
 
 type caOptions struct {
@@ -78,14 +79,11 @@ it with 'meshward ca status'.`,
 }
 
 func runCAStatus(ctx context.Context, o *caOptions, stdout io.Writer, rotation bool) error {
-	c, err := o.admin.dial()
+	st, err := adminCall(ctx, &o.admin, func(ctx context.Context, c *control.AdminClient) (*apiv1.CAStatusResponse, error) {
+		return c.CAStatus(ctx, &apiv1.CAStatusRequest{})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	st, err := c.CAStatus(ctx, &apiv1.CAStatusRequest{})
-	if err != nil {
-		return o.admin.rpcErr(err)
 	}
 	if o.output == "json" {
 		return writeJSON(stdout, st)
@@ -95,14 +93,11 @@ func runCAStatus(ctx context.Context, o *caOptions, stdout io.Writer, rotation b
 }
 
 func runCARotate(ctx context.Context, o *caOptions, stdout io.Writer) error {
-	c, err := o.admin.dial()
+	st, err := adminCall(ctx, &o.admin, func(ctx context.Context, c *control.AdminClient) (*apiv1.CAStatusResponse, error) {
+		return c.RotateCA(ctx, &apiv1.RotateCARequest{Root: o.root})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	st, err := c.RotateCA(ctx, &apiv1.RotateCARequest{Root: o.root})
-	if err != nil {
-		return o.admin.rpcErr(err)
 	}
 	if o.output == "json" {
 		return writeJSON(stdout, st)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/control"
 	"meshward.dev/meshward/internal/policy"
 )
 
@@ -110,14 +111,11 @@ func newPolicyHistoryCmd() *cobra.Command {
 			if err := checkOutput(o.output, "text", "json"); err != nil {
 				return err
 			}
-			cl, err := o.admin.dial()
+			h, err := adminCall(cmd.Context(), &o.admin, func(ctx context.Context, c *control.AdminClient) (*apiv1.PolicyHistoryResponse, error) {
+				return c.PolicyHistory(ctx, &apiv1.PolicyHistoryRequest{})
+			})
 			if err != nil {
 				return err
-			}
-			defer cl.Close()
-			h, err := cl.PolicyHistory(cmd.Context(), &apiv1.PolicyHistoryRequest{})
-			if err != nil {
-				return o.admin.rpcErr(err)
 			}
 			if o.output == "json" {
 				return writeJSON(cmd.OutOrStdout(), h)
@@ -150,14 +148,11 @@ func newPolicyRollbackCmd() *cobra.Command {
 			if err != nil || rev <= 0 {
 				return usageErrf("REVISION must be a positive number from 'meshward policy history', got %q", args[0])
 			}
-			cl, err := o.admin.dial()
+			v, err := adminCall(cmd.Context(), &o.admin, func(ctx context.Context, c *control.AdminClient) (*apiv1.PolicyVersion, error) {
+				return c.RollbackPolicy(ctx, &apiv1.RollbackPolicyRequest{Revision: rev})
+			})
 			if err != nil {
 				return err
-			}
-			defer cl.Close()
-			v, err := cl.RollbackPolicy(cmd.Context(), &apiv1.RollbackPolicyRequest{Revision: rev})
-			if err != nil {
-				return o.admin.rpcErr(err)
 			}
 			if o.output == "json" {
 				return writeJSON(cmd.OutOrStdout(), v)

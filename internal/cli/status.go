@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/control"
 )
 
 type statusOptions struct {
@@ -39,14 +40,11 @@ func newStatusCmd(_ *globalOptions) *cobra.Command {
 }
 
 func runStatus(ctx context.Context, o *statusOptions, stdout io.Writer) error {
-	c, err := o.admin.dial()
+	st, err := adminCall(ctx, &o.admin, func(ctx context.Context, c *control.AdminClient) (*apiv1.MeshStatusResponse, error) {
+		return c.MeshStatus(ctx, &apiv1.MeshStatusRequest{})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	st, err := c.MeshStatus(ctx, &apiv1.MeshStatusRequest{})
-	if err != nil {
-		return o.admin.rpcErr(err)
 	}
 	if o.output == "json" {
 		return writeJSON(stdout, st)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/control"
 )
 
 type tokenCreateOptions struct {
@@ -59,14 +60,11 @@ workload can authenticate the control plane before it has a trust bundle.`,
 }
 
 func runTokenCreate(ctx context.Context, o *tokenCreateOptions, stdout io.Writer) error {
-	c, err := o.admin.dial()
+	resp, err := adminCall(ctx, &o.admin, func(ctx context.Context, c *control.AdminClient) (*apiv1.CreateTokenResponse, error) {
+		return c.CreateToken(ctx, &apiv1.CreateTokenRequest{Service: o.service, Namespace: o.namespace, TtlSeconds: int64(o.ttl / time.Second)})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	resp, err := c.CreateToken(ctx, &apiv1.CreateTokenRequest{Service: o.service, Namespace: o.namespace, TtlSeconds: int64(o.ttl / time.Second)})
-	if err != nil {
-		return o.admin.rpcErr(err)
 	}
 	if o.output == "json" {
 		return writeJSON(stdout, map[string]any{"token": resp.Token, "spiffe_id": resp.SpiffeId, "expires_at": time.Unix(resp.ExpiresAt, 0).UTC()})
