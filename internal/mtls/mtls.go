@@ -17,9 +17,11 @@ import (
 // the server accepts only the ones its application protocol allows, so an L4
 // stream can never bypass per-request (L7) policy.
 const (
-	// ALPNHTTP2 carries HTTP/1.1, HTTP/2 and gRPC requests, multiplexed.
+	// ALPNHTTP2 carries HTTP/2 and gRPC requests (and HTTP/1.1 ones when
+	// the http/1.1 pool is busy), multiplexed.
 	ALPNHTTP2 = "h2"
-	// ALPNHTTP1 carries one HTTP/1.1 connection (Upgrade, e.g. WebSocket).
+	// ALPNHTTP1 carries HTTP/1.1 requests on keep-alive connections, one
+	// at a time, and Upgrade requests (e.g. WebSocket).
 	ALPNHTTP1 = "http/1.1"
 	// ALPNTCP carries one raw TCP byte stream per connection.
 	ALPNTCP = "meshward-tcp"
