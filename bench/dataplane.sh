@@ -7,7 +7,8 @@
 # max rps with keep-alive (16 connections), new client connections/s
 # (keep-alive off), full mTLS handshakes/s against B (one request each),
 # and peak RSS / CPU seconds of each pair. Each measurement runs ROUNDS
-# times (default 3) and the median is printed. Bounded: ~4 minutes.
+# times (default 3) and the median is printed. Bounded: ~5 minutes.
+# "meshward1p" is the same sidecar pair with GOMAXPROCS=1 each.
 #
 # Needs: go, nginx, haproxy (apt), python3. fortio is built into a temp
 # GOBIN from the Go module proxy (v1.66.5; newer ones need a module the
@@ -46,6 +47,7 @@ C=$WORK/certs
 
 APP=127.0.0.1:18080
 MW_A=127.0.0.1:18101 MW_B=127.0.0.1:18102
+M1_A=127.0.0.1:18111 M1_B=127.0.0.1:18112
 NG_A=127.0.0.1:18201 NG_B=127.0.0.1:18202
 HA_A=127.0.0.1:18301 HA_B=127.0.0.1:18302
 
@@ -59,6 +61,10 @@ start() { # name cmd... ; records pid in PID_<name>
 start app "$BIN/dataplane" app "$APP"
 start mwB "$BIN/dataplane" sidecar -certs "$C" -service catalog -inbound "$MW_B" -app "$APP"
 start mwA "$BIN/dataplane" sidecar -certs "$C" -service frontend -listen "$MW_A" -endpoint "$MW_B"
+# The same pair limited to one core each (GOMAXPROCS=1), as a sidecar that
+# shares a small machine with its app would usually be run.
+start m1B env GOMAXPROCS=1 "$BIN/dataplane" sidecar -certs "$C" -service catalog -inbound "$M1_B" -app "$APP"
+start m1A env GOMAXPROCS=1 "$BIN/dataplane" sidecar -certs "$C" -service frontend -listen "$M1_A" -endpoint "$M1_B"
 
 # nginx pair: A originates TLS 1.3 mTLS and verifies the server name
 # "catalog"; B requires a client certificate from the CA.
@@ -129,7 +135,7 @@ HAP
 start haproxy haproxy -db -f "$WORK/haproxy.cfg"
 
 # Wait until every path answers.
-for url in "http://$APP/" "http://$MW_A/" "http://$NG_A/" "http://$HA_A/"; do
+for url in "http://$APP/" "http://$MW_A/" "http://$M1_A/" "http://$NG_A/" "http://$HA_A/"; do
   for i in $(seq 1 100); do
     if curl -fsS -o /dev/null "$url" 2>/dev/null; then break; fi
     [[ $i == 100 ]] && { echo "no answer from $url" >&2; tail -n 20 "$WORK"/logs/*.log >&2; exit 1; }
@@ -145,6 +151,7 @@ cpu_s() { local t=0; for p in "$@"; do for q in $(tree_pids "$p"); do t=$((t + $
 
 declare -A IDLE CPU0
 IDLE[meshward]=$(rss_kb "$PID_mwA" "$PID_mwB"); CPU0[meshward]=$(cpu_s "$PID_mwA" "$PID_mwB")
+IDLE[meshward1p]=$(rss_kb "$PID_m1A" "$PID_m1B"); CPU0[meshward1p]=$(cpu_s "$PID_m1A" "$PID_m1B")
 IDLE[nginx]=$(rss_kb "$PID_nginx");             CPU0[nginx]=$(cpu_s "$PID_nginx")
 IDLE[haproxy]=$(rss_kb "$PID_haproxy");         CPU0[haproxy]=$(cpu_s "$PID_haproxy")
 MW_SIDECAR_IDLE=$(rss_kb "$PID_mwA")
@@ -155,9 +162,9 @@ fortio_json() { # url out.json extra-args...
 }
 RES=$WORK/results.tsv
 : >"$RES"
-targets=(direct meshward nginx haproxy)
-declare -A URL=([direct]="http://$APP/" [meshward]="http://$MW_A/" [nginx]="http://$NG_A/" [haproxy]="http://$HA_A/")
-declare -A INB=([meshward]="$MW_B" [nginx]="$NG_B" [haproxy]="$HA_B")
+targets=(direct meshward meshward1p nginx haproxy)
+declare -A URL=([direct]="http://$APP/" [meshward]="http://$MW_A/" [meshward1p]="http://$M1_A/" [nginx]="http://$NG_A/" [haproxy]="http://$HA_A/")
+declare -A INB=([meshward]="$MW_B" [meshward1p]="$M1_B" [nginx]="$NG_B" [haproxy]="$HA_B")
 for r in $(seq 1 "$ROUNDS"); do
   for t in "${targets[@]}"; do
     echo "round $r/$ROUNDS: $t" >&2
@@ -190,6 +197,7 @@ done
 
 declare -A PEAK CPU
 PEAK[meshward]=$(hwm_kb "$PID_mwA" "$PID_mwB"); CPU[meshward]=$(python3 -c "print($(cpu_s "$PID_mwA" "$PID_mwB")-${CPU0[meshward]})")
+PEAK[meshward1p]=$(hwm_kb "$PID_m1A" "$PID_m1B"); CPU[meshward1p]=$(python3 -c "print($(cpu_s "$PID_m1A" "$PID_m1B")-${CPU0[meshward1p]})")
 PEAK[nginx]=$(hwm_kb "$PID_nginx");             CPU[nginx]=$(python3 -c "print($(cpu_s "$PID_nginx")-${CPU0[nginx]})")
 PEAK[haproxy]=$(hwm_kb "$PID_haproxy");         CPU[haproxy]=$(python3 -c "print($(cpu_s "$PID_haproxy")-${CPU0[haproxy]})")
 MW_SIDECAR_PEAK=$(hwm_kb "$PID_mwA")
@@ -204,9 +212,9 @@ for line in open(sys.argv[1]):
 def med(t, i):
     vals = [float(r[i]) for r in rows[t] if r[i] not in ("-", "")]
     return st.median(vals) if vals else None
-idle = {"meshward": ${IDLE[meshward]}, "nginx": ${IDLE[nginx]}, "haproxy": ${IDLE[haproxy]}}
-peak = {"meshward": ${PEAK[meshward]}, "nginx": ${PEAK[nginx]}, "haproxy": ${PEAK[haproxy]}}
-cpu = {"meshward": ${CPU[meshward]}, "nginx": ${CPU[nginx]}, "haproxy": ${CPU[haproxy]}}
+idle = {"meshward": ${IDLE[meshward]}, "meshward1p": ${IDLE[meshward1p]}, "nginx": ${IDLE[nginx]}, "haproxy": ${IDLE[haproxy]}}
+peak = {"meshward": ${PEAK[meshward]}, "meshward1p": ${PEAK[meshward1p]}, "nginx": ${PEAK[nginx]}, "haproxy": ${PEAK[haproxy]}}
+cpu = {"meshward": ${CPU[meshward]}, "meshward1p": ${CPU[meshward1p]}, "nginx": ${CPU[nginx]}, "haproxy": ${CPU[haproxy]}}
 d = {k: med("direct", i) for k, i in (("p50", 0), ("p90", 1), ("p99", 2), ("max", 3), ("new", 4))}
 n = {k: med("nginx", i) for k, i in (("p50", 0), ("p90", 1), ("p99", 2), ("max", 3), ("new", 4), ("hs", 5))}
 def r(a, b):
@@ -216,7 +224,7 @@ hdr = ["target", "p50", "p90", "p99", "+p99 vs direct", "max rps", "rps/direct",
        "new conn/s", "mTLS hs/s", "hs/nginx", "idle RSS MB (pair)", "peak RSS MB (pair)", "CPU s (pair)", "errors"]
 print("| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
-for t in ["direct", "meshward", "nginx", "haproxy"]:
+for t in ["direct", "meshward", "meshward1p", "nginx", "haproxy"]:
     p50, p90, p99, mx, new, hs = (med(t, i) for i in range(6))
     errs = sum(int(float(x[6])) for x in rows[t])
     add = f"{p99 - d['p99']:.3f}" if t != "direct" else "-"
