@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -253,5 +254,97 @@ func TestForwarderResponseHeaderTimeout(t *testing.T) {
 	res, _ := mustGet(t, &http.Client{Timeout: testTimeout}, m.outURL("/hang"))
 	if res.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("status %d, want 504", res.StatusCode)
+	}
+}
+
+func TestH1Eligible(t *testing.T) {
+	t.Parallel()
+	req := func(method, target string, cl int64, h http.Header, major int) *http.Request {
+		r, _ := http.NewRequest(method, target, nil)
+		r.ContentLength, r.ProtoMajor = cl, major
+		if h != nil {
+			r.Header = h
+		}
+		return r
+	}
+	tests := []struct {
+		name string
+		in   *http.Request
+		want bool
+	}{
+		{"get", req(http.MethodGet, "http://c/x", 0, nil, 1), true},
+		{"small post", req(http.MethodPost, "http://c/x", maxFastBody, nil, 1), true},
+		{"h2 get (inbound)", req(http.MethodGet, "http://c/x", 0, nil, 2), true},
+		{"chunked body", req(http.MethodPost, "http://c/x", -1, nil, 1), false},
+		{"large body", req(http.MethodPost, "http://c/x", maxFastBody+1, nil, 1), false},
+		{"upgrade", req(http.MethodGet, "http://c/x", 0, http.Header{"Upgrade": {"websocket"}}, 1), false},
+		{"connect", req(http.MethodConnect, "http://c:443", 0, nil, 1), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := h1Eligible(tc.in); got != tc.want {
+				t.Errorf("h1Eligible = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRemoveHopHeaders(t *testing.T) {
+	t.Parallel()
+	h := http.Header{
+		"Connection":          {"keep-alive, X-Hop", "x-other"},
+		"X-Hop":               {"1"},
+		"X-Other":             {"2"},
+		"Keep-Alive":          {"timeout=5"},
+		"Te":                  {"trailers"},
+		"Transfer-Encoding":   {"chunked"},
+		"Proxy-Authorization": {"secret"},
+		"Upgrade":             {"h2c"},
+		"X-End":               {"kept"},
+		"Content-Type":        {"text/plain"},
+	}
+	removeHopHeaders(h)
+	want := http.Header{"X-End": {"kept"}, "Content-Type": {"text/plain"}}
+	if diff := cmp.Diff(want, h); diff != "" {
+		t.Errorf("removeHopHeaders (-want +got):\n%s", diff)
+	}
+}
+
+// TestWriteRequestRefusesLineBreaks: a header value carrying CR or LF (which
+// net/http's parser never produces, but a value meshward sets could) is
+// refused rather than written, so it cannot split the request.
+func TestWriteRequestRefusesLineBreaks(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		host    string
+		header  http.Header
+		wantErr bool
+		want    string
+	}{
+		{"clean", "catalog", http.Header{"X-A": {"1"}}, false,
+			"GET /p?q=1 HTTP/1.1\r\nHost: catalog\r\nX-A: 1\r\n\r\n"},
+		{"lf in value", "catalog", http.Header{"X-A": {"1\nX-Injected: 1"}}, true, ""},
+		{"cr in key", "catalog", http.Header{"X-A\r": {"1"}}, true, ""},
+		{"crlf in host", "catalog\r\nX-Injected: 1", nil, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := http.NewRequest(http.MethodGet, "http://catalog/p?q=1", nil)
+			r.Header = tc.header
+			var out strings.Builder
+			c := &h1Conn{bw: bufio.NewWriter(&out)}
+			err := writeRequest(c, r, tc.host, make([]byte, 64))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if !tc.wantErr {
+				if diff := cmp.Diff(tc.want, out.String()); diff != "" {
+					t.Errorf("wire (-want +got):\n%s", diff)
+				}
+			} else if strings.Contains(out.String(), "X-Injected") && c.bw.Buffered() == 0 {
+				t.Errorf("injected header flushed: %q", out.String())
+			}
+		})
 	}
 }
