@@ -117,11 +117,38 @@ func verifyConnection(bundle x509bundle.Source, authorize Authorizer, now func()
 		}
 		id, chains, err := x509svid.Verify(cs.PeerCertificates, bundle, opts...)
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrUntrusted, err)
+			return fmt.Errorf("%w: %w", ErrUntrusted, classify(cs.PeerCertificates[0], bundle, now, err))
 		}
 		return authorize(id, chains)
 	}
 }
+
+// classify names why a chain did not verify, for metrics and logs: a leaf
+// outside its validity window, or a SPIFFE ID of a trust domain we hold no
+// bundle for; otherwise err as it is (unknown CA, malformed SVID).
+func classify(leaf *x509.Certificate, bundle x509bundle.Source, now func() time.Time, err error) error {
+	t := time.Now()
+	if now != nil {
+		t = now()
+	}
+	if t.After(leaf.NotAfter) || t.Before(leaf.NotBefore) {
+		return fmt.Errorf("%w: %w", ErrExpired, err)
+	}
+	if id, idErr := x509svid.IDFromCert(leaf); idErr == nil {
+		if _, bErr := bundle.GetX509BundleForTrustDomain(id.TrustDomain()); bErr != nil {
+			return fmt.Errorf("%w: %w", ErrWrongTrustDomain, err)
+		}
+	}
+	return err
+}
+
+// ErrExpired is wrapped (with ErrUntrusted) when the peer's certificate is
+// expired or not yet valid.
+var ErrExpired = errors.New("certificate expired or not yet valid")
+
+// ErrWrongTrustDomain is wrapped (with ErrUntrusted) when the peer's SPIFFE
+// ID is of a trust domain this side has no bundle for.
+var ErrWrongTrustDomain = errors.New("SPIFFE ID of another trust domain")
 
 // ErrNoPeerCertificate means the peer sent no certificate.
 var ErrNoPeerCertificate = errors.New("peer sent no certificate")

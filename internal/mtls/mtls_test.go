@@ -109,7 +109,7 @@ func TestHandshake(t *testing.T) {
 		{name: "ok", clientSVID: goodClient.SVIDOrNil()},
 		{name: "ok through intermediate from root-only bundle", clientSVID: ca.SVID(t, clientID)},
 		{name: "no client certificate", wantServer: mtls.ReasonNoClientCert},
-		{name: "other trust domain", clientSVID: otherTD.SVID(t, "spiffe://evil.local/ns/default/sa/frontend"), wantServer: mtls.ReasonUntrusted},
+		{name: "other trust domain", clientSVID: otherTD.SVID(t, "spiffe://evil.local/ns/default/sa/frontend"), wantServer: mtls.ReasonTrustDomain},
 		{
 			name:         "other trust domain even when its bundle is known",
 			serverBundle: []*x509bundle.Bundle{ca.Bundle(), otherTD.Bundle()},
@@ -120,12 +120,12 @@ func TestHandshake(t *testing.T) {
 		{
 			name:       "expired client certificate",
 			clientSVID: ca.IssueSVID(t, cid, testpki.Leaf{NotBefore: now.Add(-2 * time.Hour), NotAfter: now.Add(-time.Minute)}),
-			wantServer: mtls.ReasonUntrusted,
+			wantServer: mtls.ReasonExpired,
 		},
 		{
 			name:       "not yet valid client certificate",
 			clientSVID: ca.IssueSVID(t, cid, testpki.Leaf{NotBefore: now.Add(time.Hour), NotAfter: now.Add(2 * time.Hour)}),
-			wantServer: mtls.ReasonUntrusted,
+			wantServer: mtls.ReasonExpired,
 		},
 		{
 			name:       "server with a stolen certificate of another service",
@@ -143,7 +143,7 @@ func TestHandshake(t *testing.T) {
 			name:       "expired server certificate",
 			serverSVID: ca.IssueSVID(t, sid, testpki.Leaf{NotBefore: now.Add(-2 * time.Hour), NotAfter: now.Add(-time.Minute)}),
 			clientSVID: goodClient.SVIDOrNil(),
-			wantClient: mtls.ReasonUntrusted,
+			wantClient: mtls.ReasonExpired,
 		},
 		{name: "TLS 1.2 client", clientSVID: goodClient.SVIDOrNil(), clientTLS12: true, wantServer: mtls.ReasonProtocol, wantClient: mtls.ReasonProtocol},
 		{name: "ALPN mismatch", clientSVID: goodClient.SVIDOrNil(), clientALPN: []string{mtls.ALPNTCP}, wantServer: mtls.ReasonProtocol, wantClient: mtls.ReasonProtocol},
@@ -261,7 +261,7 @@ func TestInjectedClockExpires(t *testing.T) {
 	if r.serverErr == nil {
 		t.Fatal("server accepted a client certificate expired by its clock")
 	}
-	if got := mtls.FailureReason(r.serverErr); got != mtls.ReasonUntrusted {
-		t.Errorf("reason %q (%v), want untrusted", got, r.serverErr)
+	if got := mtls.FailureReason(r.serverErr); got != mtls.ReasonExpired {
+		t.Errorf("reason %q (%v), want expired", got, r.serverErr)
 	}
 }

@@ -13,7 +13,9 @@ import (
 const (
 	ReasonNotTLS       = "not_tls"
 	ReasonNoClientCert = "no_client_cert"
-	ReasonUntrusted    = "untrusted"
+	ReasonUntrusted    = "untrusted" // unknown CA or not an SVID
+	ReasonExpired      = "expired"   // outside its validity window
+	ReasonTrustDomain  = "wrong_trust_domain"
 	ReasonUnauthorized = "unauthorized"
 	ReasonProtocol     = "protocol"
 	ReasonTimeout      = "timeout"
@@ -29,6 +31,10 @@ func FailureReason(err error) string {
 		return ReasonNotTLS
 	case errors.Is(err, ErrNoPeerCertificate):
 		return ReasonNoClientCert
+	case errors.Is(err, ErrExpired):
+		return ReasonExpired
+	case errors.Is(err, ErrWrongTrustDomain):
+		return ReasonTrustDomain
 	case errors.Is(err, ErrUntrusted):
 		return ReasonUntrusted
 	case errors.Is(err, ErrUnauthorized):

@@ -72,9 +72,9 @@ func TestInboundRefusesAtHandshake(t *testing.T) {
 		{"plaintext HTTP", raw("GET /secret HTTP/1.1\r\nHost: catalog\r\n\r\n"), mtls.ReasonNotTLS},
 		{"raw TCP bytes", raw("\x00\x01hello\r\n\r\n"), mtls.ReasonNotTLS},
 		{"TLS without client certificate", viaTLS(noCert), mtls.ReasonNoClientCert},
-		{"client cert from another trust domain", viaTLS(withSVID(otherTD, otherTD.SVID(t, "spiffe://evil.local/ns/default/sa/frontend"))), mtls.ReasonUntrusted},
+		{"client cert from another trust domain", viaTLS(withSVID(otherTD, otherTD.SVID(t, "spiffe://evil.local/ns/default/sa/frontend"))), mtls.ReasonTrustDomain},
 		{"client cert from another CA", viaTLS(withSVID(otherCA, otherCA.SVID(t, frontendID))), mtls.ReasonUntrusted},
-		{"expired client cert", viaTLS(withSVID(m.ca, expired)), mtls.ReasonUntrusted},
+		{"expired client cert", viaTLS(withSVID(m.ca, expired)), mtls.ReasonExpired},
 		{"TLS 1.2", viaTLS(tls12), mtls.ReasonProtocol},
 		{"TCP ALPN to an HTTP service", func(t *testing.T) error {
 			c, err := tls.Dial("tcp", inbound, tcpALPN)
