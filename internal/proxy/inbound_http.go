@@ -44,6 +44,9 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		proto := protoLabel(r, grpc)
 		p.m.requests.WithLabelValues(ci.peerStr, p.self.String(), proto, strconv.Itoa(code), decision).Inc()
+		if decision != "allow" {
+			p.m.policyDenies.WithLabelValues(dec.Policy, rule, decision).Inc()
+		}
 		p.m.requestDuration.WithLabelValues("inbound", proto).Observe(p.now().Sub(start).Seconds())
 		p.accessLog(r.Context(), "inbound request",
 			slog.String(observe.KeyPeer, ci.peerStr),

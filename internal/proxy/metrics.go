@@ -25,6 +25,7 @@ type metrics struct {
 	handshakeFailures *prometheus.CounterVec   // reason
 	limitRejections   *prometheus.CounterVec   // limit
 	activeConns       *prometheus.GaugeVec     // direction
+	policyDenies      *prometheus.CounterVec   // policy, rule, mode
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "meshward_limit_rejections_total",
 			Help: "Connections or requests refused by an abuse limit, by limit.",
 		}, []string{"limit"}),
+		policyDenies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshward_policy_denies_total",
+			Help: "Requests and connections denied (decision deny) or, in audit mode, that would have been (audit-deny), by deciding policy and rule.",
+		}, []string{"policy", "rule", "decision"}),
 		activeConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meshward_active_connections",
 			Help: "Open connections, by listener.",
@@ -75,6 +80,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.handshakeFailures, err = register(reg, m.handshakeFailures); err != nil {
+		return nil, err
+	}
+	if m.policyDenies, err = register(reg, m.policyDenies); err != nil {
 		return nil, err
 	}
 	if m.limitRejections, err = register(reg, m.limitRejections); err != nil {

@@ -261,6 +261,9 @@ func TestPolicyAndBans(t *testing.T) {
 	if code, _ := get("/private"); code != http.StatusForbidden {
 		t.Errorf("denied path: %d, want 403", code)
 	}
+	if n := counter(t, m.catReg, "meshward_policy_denies_total", map[string]string{"rule": "public-only", "decision": "deny"}); n != 1 {
+		t.Errorf("meshward_policy_denies_total{rule=public-only} = %v, want 1", n)
+	}
 	// Normalization happens before policy: the dot-segment cannot escape
 	// /public/, and the app receives the normalized path.
 	if code, _ := get("/public/../private"); code != http.StatusForbidden {

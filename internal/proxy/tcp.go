@@ -27,6 +27,9 @@ func (in *inbound) serveTCP(ctx context.Context, ci *connInfo) {
 	start := p.now()
 	d := p.decide(&policy.Request{Source: ci.peer, Destination: p.dest})
 	event := func(decision string) {
+		if decision != "allow" {
+			p.m.policyDenies.WithLabelValues(d.Policy, d.Rule, decision).Inc()
+		}
 		if p.cfg.Observer != nil {
 			p.observe(&Event{Time: start, Direction: "inbound", Protocol: "tcp", Source: ci.peerStr, Destination: p.cfg.Service,
 				Port: p.dest.Port, Duration: p.now().Sub(start), Decision: decision, Policy: d.Policy, Rule: d.Rule, Mode: d.Mode})
