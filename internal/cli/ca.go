@@ -21,7 +21,9 @@ type caOptions struct {
 }
 
 func newCACmd(_ *globalOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "ca", Short: "Inspect and rotate the certificate authority"}
+	cmd := &cobra.Command{Use: "ca", Short: "Inspect and rotate the certificate authority",
+		Example: `  meshward ca show
+  meshward ca rotate --root && meshward ca status`}
 	show := &caOptions{now: time.Now}
 	showCmd := &cobra.Command{
 		Use:   "show",

@@ -17,7 +17,9 @@ import (
 )
 
 func newIdentityCmd(_ *globalOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "identity", Short: "Fetch an SVID with a join token; ban and unban identities"}
+	cmd := &cobra.Command{Use: "identity", Short: "Fetch an SVID with a join token; ban and unban identities",
+		Example: `  meshward identity fetch --token "$(meshward token create --service web)" --out ./web-id
+  meshward identity ban spiffe://shop.local/ns/default/sa/orders --reason "key leaked"`}
 	cmd.AddCommand(newIdentityFetchCmd(), newBanCmd(true), newBanCmd(false))
 	return cmd
 }

@@ -31,7 +31,8 @@ func (o *tokenCreateOptions) validate() error {
 }
 
 func newTokenCmd(_ *globalOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "Mint single-use join tokens for workloads"}
+	cmd := &cobra.Command{Use: "token", Short: "Mint single-use join tokens for workloads",
+		Example: `  MESHWARD_TOKEN=$(meshward token create --service catalog) meshward proxy --service catalog ...`}
 	o := &tokenCreateOptions{}
 	create := &cobra.Command{
 		Use:   "create --service NAME",

@@ -223,8 +223,13 @@ func absPath(p string) string {
 	return p
 }
 
-// writeDemo copies the embedded demo shop into dir.
+// writeDemo copies the embedded demo shop into dir, once: edits a user
+// makes there (to try a policy change) survive the next `up --demo`, and
+// --fresh starts over.
 func writeDemo(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "mesh.yaml")); err == nil {
+		return nil
+	}
 	return fs.WalkDir(examples.Demo, "demo", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
