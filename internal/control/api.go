@@ -36,7 +36,13 @@ func (s *Server) Bootstrap(ctx context.Context, req *apiv1.BootstrapRequest) (*a
 	if err != nil {
 		s.m.tokens.WithLabelValues("refused").Inc()
 		s.m.certsRefused.WithLabelValues(refusalReason(err)).Inc()
-		s.audit(ctx, "cert.refuse", "bootstrap", id.String(), err.Error(), "refused")
+		ok, dropped := s.refusals.allow(s.cfg.Now())
+		if dropped > 0 {
+			s.audit(ctx, "cert.refuse", "bootstrap", "", fmt.Sprintf("%d refused bootstrap attempts not itemized (rate bound)", dropped), "refused")
+		}
+		if ok {
+			s.audit(ctx, "cert.refuse", "bootstrap", id.String(), err.Error(), "refused")
+		}
 		return nil, toStatus(err)
 	}
 	s.m.tokens.WithLabelValues("used").Inc()

@@ -51,6 +51,8 @@ type Config struct {
 	// Registerer receives the control plane's metrics (nil: a private
 	// registry).
 	Registerer prometheus.Registerer
+	// AuditRetention is how long audit events are kept (default 7 days).
+	AuditRetention time.Duration
 	// EndpointsWarmup is how long after start the endpoint registry is
 	// treated as incomplete (default 20s, longer than a sidecar's
 	// reconnect backoff).
@@ -89,6 +91,8 @@ type Server struct {
 	started time.Time
 
 	m        *metrics
+	refusals rateWindow // bounds audit writes for refused bootstraps
+	pruned   time.Time  // last audit pruning
 	mu       sync.Mutex // guards policy and bans writes
 	advanceC chan struct{}
 }
@@ -107,6 +111,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.AdminTTL == 0 {
 		cfg.AdminTTL = 24 * time.Hour
+	}
+	if cfg.AuditRetention == 0 {
+		cfg.AuditRetention = 7 * 24 * time.Hour
 	}
 	if cfg.EndpointsWarmup == 0 {
 		cfg.EndpointsWarmup = 20 * time.Second
@@ -205,6 +212,15 @@ func (s *Server) tick(ctx context.Context) {
 	s.advance(ctx)
 	if err := s.refreshCredentials(ctx, false); err != nil {
 		s.log.Error("refresh control plane credentials failed", observe.KeyError, err)
+	}
+	if now := s.cfg.Now(); now.Sub(s.pruned) > time.Hour {
+		s.pruned = now
+		n, err := s.cfg.Store.PruneAudit(ctx, now.Add(-s.cfg.AuditRetention))
+		if err != nil {
+			s.log.Error("audit pruning failed", observe.KeyError, err)
+		} else if n > 0 {
+			s.log.Info("pruned old audit events", "count", n, "retention", s.cfg.AuditRetention)
+		}
 	}
 }
 

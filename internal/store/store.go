@@ -42,6 +42,9 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	Audit(ctx context.Context, since time.Time) ([]AuditEvent, error)
+	// PruneAudit deletes audit events older than before and returns how
+	// many it deleted.
+	PruneAudit(ctx context.Context, before time.Time) (int, error)
 
 	SetBan(ctx context.Context, b Ban) error
 	RemoveBan(ctx context.Context, id string) error

@@ -219,6 +219,30 @@ func (s *Store) Audit(_ context.Context, since time.Time) ([]store.AuditEvent, e
 	return out, err
 }
 
+// PruneAudit implements store.Store. Events are in append order, so it
+// stops at the first one that is recent enough.
+func (s *Store) PruneAudit(_ context.Context, before time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.First() {
+			var e store.AuditEvent
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode audit: %w", err)
+			}
+			if !e.Time.Before(before) {
+				return nil
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 // SetBan implements store.Store.
 func (s *Store) SetBan(_ context.Context, b store.Ban) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
