@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -180,6 +181,9 @@ func loadUpMesh(o *upOptions) (*config.Mesh, error) {
 			file = "mesh.yaml"
 		}
 		m, err := config.LoadMesh(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, usageErrf("no mesh file %s: write one (see examples/demo/mesh.yaml and docs/configuration.md), pass -f FILE, or try meshward up --demo", file)
+		}
 		if err != nil {
 			return nil, usageErr(err)
 		}
