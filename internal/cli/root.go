@@ -78,16 +78,6 @@ func exactArgs(n int) cobra.PositionalArgs {
 	}
 }
 
-// minArgs is cobra.MinimumNArgs with a usage exit code.
-func minArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) < n {
-			return usageErrf("%s needs at least %d argument(s); see '%s --help'", cmd.CommandPath(), n, cmd.CommandPath())
-		}
-		return nil
-	}
-}
-
 // checkOutput validates an -o value against the formats a command supports.
 func checkOutput(got string, allowed ...string) error {
 	for _, a := range allowed {

@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -263,11 +262,14 @@ func (s *Server) tlsConfig() *tls.Config {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.cert.Load(), nil
 		},
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
+		// VerifyConnection, unlike VerifyPeerCertificate, also runs on
+		// resumed sessions: a resumed client is checked against the
+		// current bundle and clock too.
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
 				return nil
 			}
-			_, _, err := x509svid.ParseAndVerify(raw, s.bundleSource(), x509svid.WithTime(s.cfg.Now()))
+			_, _, err := x509svid.Verify(cs.PeerCertificates, s.bundleSource(), x509svid.WithTime(s.cfg.Now()))
 			return err
 		},
 		NextProtos: []string{"h2"},

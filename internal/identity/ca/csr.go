@@ -21,10 +21,10 @@ var ErrBadCSR = errors.New("bad csr")
 func CheckCSR(der []byte, want spiffeid.ID) (*x509.CertificateRequest, error) {
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadCSR, err)
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("%w: signature does not verify: %v", ErrBadCSR, err)
+		return nil, fmt.Errorf("%w: signature does not verify: %w", ErrBadCSR, err)
 	}
 	if err := checkKey(csr.PublicKey); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)

@@ -8,9 +8,6 @@ const (
 	DefaultIntermediateTTL = 7 * 24 * time.Hour
 	DefaultRootTTL         = 365 * 24 * time.Hour
 
-	// backdate is how far NotBefore is set in the past to absorb clock skew
-	// between machines.
-	backdate = 30 * time.Second
 	// maxWorkloadTTL caps what a caller may ask for.
 	maxWorkloadTTL = 30 * 24 * time.Hour
 )

@@ -114,7 +114,7 @@ func (s *Source) bootstrap(ctx context.Context, tok attest.Token) error {
 	var td spiffeid.TrustDomain
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
-		InsecureSkipVerify: true, // replaced by the pin check below
+		InsecureSkipVerify: true, //nolint:gosec // replaced by the pin check in VerifyConnection
 		NextProtos:         []string{"h2"},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			got, err := verifyPinned(cs.PeerCertificates, tok.Pin, s.cfg.TrustDomain)
@@ -289,12 +289,12 @@ func parseDER(ders [][]byte) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// jitter returns a random duration in [0, max).
-func jitter(max time.Duration) time.Duration {
-	if max <= 0 {
+// jitter returns a random duration in [0, upTo).
+func jitter(upTo time.Duration) time.Duration {
+	if upTo <= 0 {
 		return 0
 	}
-	n, err := rand.Int(rand.Reader, big.NewInt(int64(max)))
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(upTo)))
 	if err != nil {
 		return 0
 	}

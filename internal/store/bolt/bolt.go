@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"meshward.dev/meshward/internal/store"
 )
@@ -46,13 +47,13 @@ func Open(dataDir string, sealer *store.Sealer) (*Store, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := os.Chmod(dataDir, 0o700); err != nil {
+	if err := os.Chmod(dataDir, 0o700); err != nil { //nolint:gosec // a directory needs x to be entered
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	path := filepath.Join(dataDir, FileName)
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: another meshward control plane holds it", path)
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
