@@ -38,4 +38,22 @@ func TestTCPExample(t *testing.T) {
 		t.Fatalf("intruder -> echo got %q; want the connection closed", got)
 	}
 	up.waitOutput(t, `msg="connection denied" component=proxy service=echo peer=spiffe://echo.local/ns/default/sa/intruder policy=echo rule=default-deny`, 5*time.Second)
+
+	// Re-running up reuses the data dir: same CA. --fresh starts over.
+	root := rootFingerprint(t, dataDir)
+	up.stop(t)
+	again := start(t, nil, "up", "-f", "../../examples/tcp-echo/mesh.yaml", "--data-dir", dataDir)
+	again.waitOutput(t, "is up", 60*time.Second)
+	if got := rootFingerprint(t, dataDir); got != root {
+		t.Fatalf("a second up made a new CA (%s -> %s)", root, got)
+	}
+	if got, err := echo("127.0.0.1:9100"); err != nil || got != "hello over mTLS\n" {
+		t.Fatalf("after restart: %q, %v", got, err)
+	}
+	again.stop(t)
+	fresh := start(t, nil, "up", "-f", "../../examples/tcp-echo/mesh.yaml", "--data-dir", dataDir, "--fresh")
+	fresh.waitOutput(t, "is up", 60*time.Second)
+	if got := rootFingerprint(t, dataDir); got == root {
+		t.Fatal("--fresh kept the old CA")
+	}
 }
