@@ -125,37 +125,19 @@ func TestForwarderHopHeaders(t *testing.T) {
 // rawApp answers every request on a connection with resp, then closes the
 // connection when closeAfter is set.
 func rawApp(t *testing.T, resp string, closeAfter bool) (addr string, conns *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	conns = new(atomic.Int64)
-	go func() {
+	return serveTCP(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			conns.Add(1)
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if _, err := io.WriteString(c, resp); err != nil || closeAfter {
-						return
-					}
-				}
-			}()
+			_, _ = io.Copy(io.Discard, req.Body)
+			if _, err := io.WriteString(c, resp); err != nil || closeAfter {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String(), conns
+	})
 }
 
 // TestForwarderStaleConnection: an app that closes every connection after

@@ -198,6 +198,15 @@ func (a *echoApp) seen() []string {
 
 // tcpEchoApp echoes bytes, upper-cased, until EOF, then closes its side.
 func tcpEchoApp(t *testing.T) (addr string, conns *atomic.Int64) {
+	return serveTCP(t, func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		_, _ = c.Write([]byte(strings.ToUpper(string(b))))
+	})
+}
+
+// serveTCP runs handle on every connection to a loopback listener (closing
+// the connection after it) and counts the connections.
+func serveTCP(t *testing.T, handle func(net.Conn)) (addr string, conns *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -214,8 +223,7 @@ func tcpEchoApp(t *testing.T) (addr string, conns *atomic.Int64) {
 			conns.Add(1)
 			go func() {
 				defer c.Close()
-				b, _ := io.ReadAll(c)
-				_, _ = c.Write([]byte(strings.ToUpper(string(b))))
+				handle(c)
 			}()
 		}
 	}()

@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"crypto/x509"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -173,27 +172,7 @@ func (s *Source) report() *apiv1.WorkloadReport {
 		r.SpiffeId = v.ID.String()
 		r.SvidSerial = identity.SerialHex(leaf)
 		r.SvidNotAfter = leaf.NotAfter.Unix()
-		r.SvidRoot = s.chainRoot(v.Certificates)
+		r.SvidRoot, _ = s.svidRoot.Load().(string)
 	}
 	return r
-}
-
-// chainRoot finds the bundle root the chain verifies under.
-func (s *Source) chainRoot(chain []*x509.Certificate) string {
-	b := s.bundle.Load()
-	if b == nil {
-		return ""
-	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	for _, r := range b.X509Authorities() {
-		roots := x509.NewCertPool()
-		roots.AddCert(r)
-		if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}, CurrentTime: s.cfg.Now()}); err == nil {
-			return identity.Fingerprint(r)
-		}
-	}
-	return ""
 }

@@ -58,9 +58,12 @@ type Source struct {
 	cfg Config
 	log *slog.Logger
 
-	svid   atomic.Pointer[x509svid.SVID]
-	bundle atomic.Pointer[x509bundle.Bundle]
-	td     spiffeid.TrustDomain
+	svid atomic.Pointer[x509svid.SVID]
+	// svidRoot is the fingerprint of the root the current SVID verified
+	// under when it was installed (reported for root rotation).
+	svidRoot atomic.Value
+	bundle   atomic.Pointer[x509bundle.Bundle]
+	td       spiffeid.TrustDomain
 
 	mu      sync.Mutex
 	changed chan struct{} // closed on every SVID or bundle change
@@ -190,10 +193,14 @@ func (s *Source) install(resp *apiv1.SVIDResponse, key *ecdsa.PrivateKey) error 
 	if err := s.setBundle(resp.GetBundle()); err != nil {
 		return err
 	}
-	// Check what we were given before using it.
-	if _, _, err := x509svid.Verify(certs, s.bundle.Load(), x509svid.WithTime(s.cfg.Now())); err != nil {
+	// Check what we were given before using it; the verified chain ends
+	// in the root this SVID belongs to.
+	_, chains, err := x509svid.Verify(certs, s.bundle.Load(), x509svid.WithTime(s.cfg.Now()))
+	if err != nil {
 		return fmt.Errorf("issued SVID does not verify: %w", err)
 	}
+	chain := chains[0]
+	s.svidRoot.Store(identity.Fingerprint(chain[len(chain)-1]))
 	s.svid.Store(svid)
 	s.notify()
 	s.kickReport()
