@@ -62,6 +62,22 @@ func (g *guardConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// scanOff stops the scan before the first read: the fast HTTP/1.1 loop
+// (h1server.go) only takes requests without Transfer-Encoding.
+func (g *guardConn) scanOff() { g.off = true }
+
+// scanFrom restarts the scan at a request boundary, when the fast loop
+// hands the connection to net/http; b is what it read and did not consume.
+func (g *guardConn) scanFrom(b []byte) {
+	g.off, g.started = false, true
+	g.lineLen, g.lineHead, g.empty, g.sawCR, g.hasCL, g.hasTE = 0, true, true, false, false, false
+	if bytes.HasPrefix(b, h2Preface[:min(len(b), len(h2Preface))]) && len(b) >= 4 {
+		g.off = true
+		return
+	}
+	g.scan(b)
+}
+
 func (g *guardConn) scan(b []byte) {
 	for _, c := range b {
 		switch c {
@@ -140,8 +156,8 @@ func (g *guardConn) Write(p []byte) (int, error) {
 // connection that started a request and closed before any handler ran,
 // without net/http answering an error, hit the read-header timeout.
 func trackLimits(c net.Conn, s http.ConnState) {
-	g, ok := c.(*guardConn)
-	if !ok || g.onLimit == nil {
+	g := guardOf(c)
+	if g == nil || g.onLimit == nil {
 		return
 	}
 	switch s {

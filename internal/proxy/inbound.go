@@ -26,7 +26,8 @@ type inbound struct {
 
 	h2ln, h1ln *chanListener
 	h2srv      *http.Server // HTTP/2 over *tls.Conn
-	h1srv      *http.Server // HTTP/1.1 (Upgrade) over guarded conns
+	h1srv      *http.Server // HTTP/1.1 the fast loop hands off (Upgrade, chunked, ...)
+	h1fast     *h1Server    // HTTP/1.1 over guarded conns
 	h2info     sync.Map     // *tls.Conn -> *connInfo, for h2srv's ConnContext
 	tcpMu      sync.Mutex
 	tcpConns   map[*connInfo]struct{}
@@ -76,12 +77,13 @@ func newInbound(p *Proxy, ln net.Listener) *inbound {
 	in.h1srv = base()
 	in.h1srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // HTTP/1.1 only
 	in.h1srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		if g, ok := c.(*guardConn); ok && g.ci != nil {
+		if g := guardOf(c); g != nil && g.ci != nil {
 			return context.WithValue(withConnInfo(ctx, g.ci), guardKey{}, g)
 		}
 		return ctx
 	}
 	in.h1srv.ConnState = trackLimits
+	in.h1fast = newH1Server(in.serveHTTP, in.h1ln, to, lim, false, p.limitHit, p.log)
 	in.app, in.appClose = in.newAppProxy()
 	if p.cfg.AppProtocol == ProtocolHTTP {
 		dialer := &net.Dialer{Timeout: to.Connect}
@@ -226,9 +228,7 @@ func (in *inbound) handle(ctx context.Context, raw net.Conn) {
 		g := newGuardConn(tc, ci, ci.release)
 		g.onLimit = p.limitHit
 		ci.guard = g
-		if !in.h1ln.push(g) {
-			_ = g.Close()
-		}
+		in.h1fast.serve(withConnInfo(context.Background(), ci), g)
 	case mtls.ALPNTCP:
 		in.serveTCP(ctx, ci)
 	default:
@@ -244,6 +244,7 @@ func (in *inbound) drain(ctx context.Context) {
 	var g sync.WaitGroup
 	g.Go(func() { _ = in.h2srv.Shutdown(ctx) })
 	g.Go(func() { _ = in.h1srv.Shutdown(ctx) })
+	g.Go(func() { in.h1fast.shutdown(ctx) })
 	g.Go(func() { waitEmpty(ctx, in.conns) })
 	g.Wait()
 	_ = in.h2srv.Close()

@@ -132,10 +132,16 @@ func (in *inbound) forwardApp(w http.ResponseWriter, r *http.Request) (abort boo
 	if host == "" {
 		host = p.cfg.AppAddr
 	}
-	x, err := in.appPool.roundTrip(r.Context(), p.cfg.AppAddr, r, host, 0)
+	// The response-header timeout also bounds the wait for the app: the
+	// fast HTTP/1.1 loop does not notice a caller that went away meanwhile.
+	x, err := in.appPool.roundTrip(r.Context(), p.cfg.AppAddr, r, host, p.cfg.Timeouts.ResponseHeader)
 	if err != nil {
 		p.log.Debug("app request failed", slog.Any(observe.KeyError, err))
-		if r.Context().Err() == nil {
+		switch {
+		case r.Context().Err() != nil:
+		case errors.Is(err, context.DeadlineExceeded):
+			httpError(w, http.StatusGatewayTimeout, "meshward: application did not answer in time")
+		default:
 			httpError(w, http.StatusBadGateway, "meshward: application unavailable")
 		}
 		return false

@@ -24,7 +24,9 @@ type outListener struct {
 	p   *Proxy
 	ln  net.Listener
 	up  *upstream
-	srv *http.Server // nil for TCP
+	srv  *http.Server  // nil for TCP; takes what fast hands off
+	fast *h1Server     // the HTTP/1.1 loop (h1server.go)
+	hand *chanListener // fast -> srv
 	wg  sync.WaitGroup
 	rp  *httputil.ReverseProxy
 }
@@ -61,13 +63,15 @@ func (p *Proxy) newOutListener(ln net.Listener, up *upstream) *outListener {
 			MaxConcurrentStreams: p.cfg.Limits.MaxConcurrentStreams,
 		},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if g, ok := c.(*guardConn); ok {
+			if g := guardOf(c); g != nil {
 				return context.WithValue(ctx, guardKey{}, g)
 			}
 			return ctx
 		},
 		ConnState: trackLimits,
 	}
+	o.hand = newChanListener(ln.Addr())
+	o.fast = newH1Server(o.serveHTTP, o.hand, p.cfg.Timeouts, p.cfg.Limits, true, p.limitHit, p.log)
 	return o
 }
 
@@ -82,11 +86,22 @@ func (o *outListener) run(ctx context.Context) error {
 		gl := &guardListener{Listener: o.ln, onAccept: func(c net.Conn) (func(), bool) {
 			return o.p.outConn.acquire(zeroID, c, 0)
 		}, onLimit: o.p.limitHit}
-		err := o.srv.Serve(gl)
-		if errors.Is(err, http.ErrServerClosed) || isClosed(err) {
-			return nil
+		o.wg.Go(func() { _ = o.srv.Serve(o.hand) })
+		for {
+			c, err := gl.Accept()
+			if err != nil {
+				if isClosed(err) || ctx.Err() != nil {
+					return nil
+				}
+				o.p.log.Warn("outbound accept failed", slog.Any(observe.KeyError, err))
+				select { // e.g. out of file descriptors: do not spin
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+				continue
+			}
+			o.wg.Go(func() { o.fast.serve(context.Background(), c.(*guardConn)) })
 		}
-		return err
 	}
 	for {
 		c, err := o.ln.Accept()
@@ -108,9 +123,12 @@ func (o *outListener) run(ctx context.Context) error {
 func (o *outListener) drain(ctx context.Context) {
 	_ = o.ln.Close()
 	if o.srv != nil {
-		_ = o.srv.Shutdown(ctx)
+		var g sync.WaitGroup
+		g.Go(func() { o.fast.shutdown(ctx) })
+		g.Go(func() { _ = o.srv.Shutdown(ctx) })
+		g.Wait()
 		_ = o.srv.Close()
-		return
+		_ = o.hand.Close()
 	}
 	done := make(chan struct{})
 	go func() { o.wg.Wait(); close(done) }()
