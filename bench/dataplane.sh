@@ -8,7 +8,8 @@
 # (keep-alive off), full mTLS handshakes/s against B (one request each),
 # and peak RSS / CPU seconds of each pair. Each measurement runs ROUNDS
 # times (default 3) and the median is printed. Bounded: ~5 minutes.
-# "meshward1p" is the same sidecar pair with GOMAXPROCS=1 each.
+# "meshward" runs each sidecar on one core (GOMAXPROCS=1, the default of
+# `meshward proxy --cores`); "meshward2c" is the same pair with two each.
 #
 # Needs: go, nginx, haproxy (apt), python3. fortio is built into a temp
 # GOBIN from the Go module proxy (v1.66.5; newer ones need a module the
@@ -49,6 +50,7 @@ APP=127.0.0.1:18080
 MW_A=127.0.0.1:18101 MW_B=127.0.0.1:18102
 M1_A=127.0.0.1:18111 M1_B=127.0.0.1:18112
 NG_A=127.0.0.1:18201 NG_B=127.0.0.1:18202
+NS_A=127.0.0.1:18211 NS_B=127.0.0.1:18212
 HA_A=127.0.0.1:18301 HA_B=127.0.0.1:18302
 
 start() { # name cmd... ; records pid in PID_<name>
@@ -59,26 +61,39 @@ start() { # name cmd... ; records pid in PID_<name>
 }
 
 start app "$BIN/dataplane" app "$APP"
-start mwB "$BIN/dataplane" sidecar -certs "$C" -service catalog -inbound "$MW_B" -app "$APP"
-start mwA "$BIN/dataplane" sidecar -certs "$C" -service frontend -listen "$MW_A" -endpoint "$MW_B"
-# The same pair limited to one core each (GOMAXPROCS=1), as a sidecar that
-# shares a small machine with its app would usually be run.
-start m1B env GOMAXPROCS=1 "$BIN/dataplane" sidecar -certs "$C" -service catalog -inbound "$M1_B" -app "$APP"
-start m1A env GOMAXPROCS=1 "$BIN/dataplane" sidecar -certs "$C" -service frontend -listen "$M1_A" -endpoint "$M1_B"
+# One core per sidecar (GOMAXPROCS=1): the default of `meshward proxy
+# --cores` and of the sidecars `meshward up` starts.
+start mwB env GOMAXPROCS=1 "$BIN/dataplane" sidecar -certs "$C" -service catalog -inbound "$MW_B" -app "$APP"
+start mwA env GOMAXPROCS=1 "$BIN/dataplane" sidecar -certs "$C" -service frontend -listen "$MW_A" -endpoint "$MW_B"
+# The same pair with two cores each (`--cores 2`), for comparison.
+start m1B env GOMAXPROCS=2 "$BIN/dataplane" sidecar -certs "$C" -service catalog -inbound "$M1_B" -app "$APP"
+start m1A env GOMAXPROCS=2 "$BIN/dataplane" sidecar -certs "$C" -service frontend -listen "$M1_A" -endpoint "$M1_B"
 
-# nginx pair: A originates TLS 1.3 mTLS and verifies the server name
-# "catalog"; B requires a client certificate from the CA.
-cat >"$WORK/nginx.conf" <<NGX
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/logs/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream app { server $APP; keepalive 64; }
-  upstream mtls { server $NG_B; keepalive 64; }
+# nginx and HAProxy run as real pairs: one process per role, like two
+# sidecars, each with one worker (thread), the core budget of a meshward
+# sidecar. "nginx-shared" is the layout of earlier runs, both roles in one
+# nginx with two workers: a request can then cross the A -> B hop inside
+# one process, which a sidecar pair never can (it is kept for comparison;
+# ratios are to the "nginx" pair).
+nginx_conf() { # file workers mtls-upstream servers...
+  local f=$1 workers=$2 up=$3; shift 3
+  {
+    echo "worker_processes $workers;"
+    echo "pid $f.pid;"
+    echo "error_log $WORK/logs/nginx-error.log warn;"
+    echo "events { worker_connections 4096; }"
+    echo "http {"
+    echo "  access_log off;"
+    echo "  upstream app { server $APP; keepalive 64; }"
+    echo "  upstream mtls { server $up; keepalive 64; }"
+    printf '%s\n' "$@"
+    echo "}"
+  } >"$f"
+}
+ngx_a() { # listen
+  cat <<NGX
   server {
-    listen $NG_A;
+    listen $1;
     location / {
       proxy_pass https://mtls;
       proxy_http_version 1.1;
@@ -93,8 +108,12 @@ http {
       proxy_ssl_session_reuse on;
     }
   }
+NGX
+}
+ngx_b() { # listen
+  cat <<NGX
   server {
-    listen $NG_B ssl;
+    listen $1 ssl;
     ssl_protocols TLSv1.3;
     ssl_certificate $C/catalog.pem;
     ssl_certificate_key $C/catalog-key.pem;
@@ -106,12 +125,19 @@ http {
       proxy_set_header Connection "";
     }
   }
-}
 NGX
-start nginx nginx -e "$WORK/logs/nginx-error.log" -c "$WORK/nginx.conf" -g 'daemon off;'
+}
+nginx_conf "$WORK/nginx-a.conf" 1 "$NG_B" "$(ngx_a "$NG_A")"
+nginx_conf "$WORK/nginx-b.conf" 1 "$NG_B" "$(ngx_b "$NG_B")"
+nginx_conf "$WORK/nginx-s.conf" 2 "$NS_B" "$(ngx_a "$NS_A")" "$(ngx_b "$NS_B")"
+for n in a b s; do
+  start "nginx$n" nginx -e "$WORK/logs/nginx-error.log" -c "$WORK/nginx-$n.conf" -g 'daemon off;'
+done
 
-cat >"$WORK/haproxy.cfg" <<HAP
+haproxy_cfg() { # file body
+  cat >"$1" <<HAP
 global
+  nbthread 1
   log stdout format raw local0 err
   ssl-default-bind-options ssl-min-ver TLSv1.3
   ssl-default-server-options ssl-min-ver TLSv1.3
@@ -121,21 +147,24 @@ defaults
   timeout client 30s
   timeout server 30s
   http-reuse always
-frontend fa
+$2
+HAP
+}
+haproxy_cfg "$WORK/haproxy-a.cfg" "frontend fa
   bind $HA_A
   default_backend mtls
 backend mtls
-  server b $HA_B ssl crt $C/frontend-bundle.pem ca-file $C/ca.pem verify required sni str(catalog) verifyhost catalog
-frontend fb
+  server b $HA_B ssl crt $C/frontend-bundle.pem ca-file $C/ca.pem verify required sni str(catalog) verifyhost catalog"
+haproxy_cfg "$WORK/haproxy-b.cfg" "frontend fb
   bind $HA_B ssl crt $C/catalog-bundle.pem ca-file $C/ca.pem verify required
   default_backend app
 backend app
-  server a $APP
-HAP
-start haproxy haproxy -db -f "$WORK/haproxy.cfg"
+  server a $APP"
+start haproxya haproxy -db -f "$WORK/haproxy-a.cfg"
+start haproxyb haproxy -db -f "$WORK/haproxy-b.cfg"
 
 # Wait until every path answers.
-for url in "http://$APP/" "http://$MW_A/" "http://$M1_A/" "http://$NG_A/" "http://$HA_A/"; do
+for url in "http://$APP/" "http://$MW_A/" "http://$M1_A/" "http://$NG_A/" "http://$NS_A/" "http://$HA_A/"; do
   for i in $(seq 1 100); do
     if curl -fsS -o /dev/null "$url" 2>/dev/null; then break; fi
     [[ $i == 100 ]] && { echo "no answer from $url" >&2; tail -n 20 "$WORK"/logs/*.log >&2; exit 1; }
@@ -149,11 +178,16 @@ rss_kb() { local s=0; for p in "$@"; do for q in $(tree_pids "$p"); do s=$((s + 
 hwm_kb() { local s=0; for p in "$@"; do for q in $(tree_pids "$p"); do s=$((s + $(awk '/VmHWM/{print $2}' /proc/$q/status 2>/dev/null || echo 0))); done; done; echo $s; }
 cpu_s() { local t=0; for p in "$@"; do for q in $(tree_pids "$p"); do t=$((t + $(awk '{print $14+$15}' /proc/$q/stat 2>/dev/null || echo 0))); done; done; python3 -c "print($t/$(getconf CLK_TCK))"; }
 
+# The processes of each contender (pids; nginx/HAProxy workers are found
+# under them).
+declare -A TP=([meshward]="$PID_mwA $PID_mwB" [meshward2c]="$PID_m1A $PID_m1B"
+  [nginx]="$PID_nginxa $PID_nginxb" [nginx-shared]="$PID_nginxs" [haproxy]="$PID_haproxya $PID_haproxyb")
+PAIRS=(meshward meshward2c nginx nginx-shared haproxy)
 declare -A IDLE CPU0
-IDLE[meshward]=$(rss_kb "$PID_mwA" "$PID_mwB"); CPU0[meshward]=$(cpu_s "$PID_mwA" "$PID_mwB")
-IDLE[meshward1p]=$(rss_kb "$PID_m1A" "$PID_m1B"); CPU0[meshward1p]=$(cpu_s "$PID_m1A" "$PID_m1B")
-IDLE[nginx]=$(rss_kb "$PID_nginx");             CPU0[nginx]=$(cpu_s "$PID_nginx")
-IDLE[haproxy]=$(rss_kb "$PID_haproxy");         CPU0[haproxy]=$(cpu_s "$PID_haproxy")
+for t in "${PAIRS[@]}"; do
+  # shellcheck disable=SC2086 # word splitting of the pid list is intended
+  IDLE[$t]=$(rss_kb ${TP[$t]}); CPU0[$t]=$(cpu_s ${TP[$t]})
+done
 MW_SIDECAR_IDLE=$(rss_kb "$PID_mwA")
 
 fortio_json() { # url out.json extra-args...
@@ -162,9 +196,10 @@ fortio_json() { # url out.json extra-args...
 }
 RES=$WORK/results.tsv
 : >"$RES"
-targets=(direct meshward meshward1p nginx haproxy)
-declare -A URL=([direct]="http://$APP/" [meshward]="http://$MW_A/" [meshward1p]="http://$M1_A/" [nginx]="http://$NG_A/" [haproxy]="http://$HA_A/")
-declare -A INB=([meshward]="$MW_B" [meshward1p]="$M1_B" [nginx]="$NG_B" [haproxy]="$HA_B")
+targets=(direct "${PAIRS[@]}")
+declare -A URL=([direct]="http://$APP/" [meshward]="http://$MW_A/" [meshward2c]="http://$M1_A/" [nginx]="http://$NG_A/"
+  [nginx-shared]="http://$NS_A/" [haproxy]="http://$HA_A/")
+declare -A INB=([meshward]="$MW_B" [meshward2c]="$M1_B" [nginx]="$NG_B" [nginx-shared]="$NS_B" [haproxy]="$HA_B")
 for r in $(seq 1 "$ROUNDS"); do
   for t in "${targets[@]}"; do
     echo "round $r/$ROUNDS: $t" >&2
@@ -196,10 +231,10 @@ PY
 done
 
 declare -A PEAK CPU
-PEAK[meshward]=$(hwm_kb "$PID_mwA" "$PID_mwB"); CPU[meshward]=$(python3 -c "print($(cpu_s "$PID_mwA" "$PID_mwB")-${CPU0[meshward]})")
-PEAK[meshward1p]=$(hwm_kb "$PID_m1A" "$PID_m1B"); CPU[meshward1p]=$(python3 -c "print($(cpu_s "$PID_m1A" "$PID_m1B")-${CPU0[meshward1p]})")
-PEAK[nginx]=$(hwm_kb "$PID_nginx");             CPU[nginx]=$(python3 -c "print($(cpu_s "$PID_nginx")-${CPU0[nginx]})")
-PEAK[haproxy]=$(hwm_kb "$PID_haproxy");         CPU[haproxy]=$(python3 -c "print($(cpu_s "$PID_haproxy")-${CPU0[haproxy]})")
+for t in "${PAIRS[@]}"; do
+  # shellcheck disable=SC2086
+  PEAK[$t]=$(hwm_kb ${TP[$t]}); CPU[$t]=$(python3 -c "print($(cpu_s ${TP[$t]})-${CPU0[$t]})")
+done
 MW_SIDECAR_PEAK=$(hwm_kb "$PID_mwA")
 MW_B_PEAK=$(hwm_kb "$PID_mwB")
 
@@ -212,9 +247,10 @@ for line in open(sys.argv[1]):
 def med(t, i):
     vals = [float(r[i]) for r in rows[t] if r[i] not in ("-", "")]
     return st.median(vals) if vals else None
-idle = {"meshward": ${IDLE[meshward]}, "meshward1p": ${IDLE[meshward1p]}, "nginx": ${IDLE[nginx]}, "haproxy": ${IDLE[haproxy]}}
-peak = {"meshward": ${PEAK[meshward]}, "meshward1p": ${PEAK[meshward1p]}, "nginx": ${PEAK[nginx]}, "haproxy": ${PEAK[haproxy]}}
-cpu = {"meshward": ${CPU[meshward]}, "meshward1p": ${CPU[meshward1p]}, "nginx": ${CPU[nginx]}, "haproxy": ${CPU[haproxy]}}
+pairs = "${PAIRS[*]}".split()
+idle = dict(zip(pairs, [${IDLE[meshward]}, ${IDLE[meshward2c]}, ${IDLE[nginx]}, ${IDLE[nginx-shared]}, ${IDLE[haproxy]}]))
+peak = dict(zip(pairs, [${PEAK[meshward]}, ${PEAK[meshward2c]}, ${PEAK[nginx]}, ${PEAK[nginx-shared]}, ${PEAK[haproxy]}]))
+cpu = dict(zip(pairs, [${CPU[meshward]}, ${CPU[meshward2c]}, ${CPU[nginx]}, ${CPU[nginx-shared]}, ${CPU[haproxy]}]))
 d = {k: med("direct", i) for k, i in (("p50", 0), ("p90", 1), ("p99", 2), ("max", 3), ("new", 4))}
 n = {k: med("nginx", i) for k, i in (("p50", 0), ("p90", 1), ("p99", 2), ("max", 3), ("new", 4), ("hs", 5))}
 def r(a, b):
@@ -224,7 +260,7 @@ hdr = ["target", "p50", "p90", "p99", "+p99 vs direct", "max rps", "rps/direct",
        "new conn/s", "mTLS hs/s", "hs/nginx", "idle RSS MB (pair)", "peak RSS MB (pair)", "CPU s (pair)", "errors"]
 print("| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
-for t in ["direct", "meshward", "meshward1p", "nginx", "haproxy"]:
+for t in ["direct"] + pairs:
     p50, p90, p99, mx, new, hs = (med(t, i) for i in range(6))
     errs = sum(int(float(x[6])) for x in rows[t])
     add = f"{p99 - d['p99']:.3f}" if t != "direct" else "-"

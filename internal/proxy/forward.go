@@ -215,7 +215,9 @@ func (p *h1Pool) roundTripOnce(ctx context.Context, addr string, r *http.Request
 		return fail(errors.New("unexpected 101 Switching Protocols"))
 	}
 	c.reused = true // past the head: a failure now is not a stale connection
-	if headerTimeout > 0 {
+	if headerTimeout > 0 && (res.ContentLength < 0 || int64(c.br.Buffered()) < res.ContentLength) {
+		// The body may stream for longer. (A body already buffered needs
+		// no more reads: the next request sets its own deadline.)
 		_ = c.SetDeadline(time.Time{})
 	}
 	return &h1Exchange{pool: p, c: c, res: res, stop: stop}, nil

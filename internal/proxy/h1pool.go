@@ -80,7 +80,7 @@ func (p *h1Pool) get(ctx context.Context, addr string, peek bool) (*h1Conn, erro
 		// The peek costs a syscall: skip it for a connection that was busy
 		// a moment ago (a peer closing it since is a race the no-body retry
 		// covers, as in http.Transport).
-		if idle > p.idleFor || ((peek || idle >= peekAfter) && !c.alive()) {
+		if idle > p.idleFor || ((peek || idle >= peekAfter) && !c.checkAlive()) {
 			p.mu.Unlock()
 			c.close()
 			p.mu.Lock()
@@ -157,6 +157,13 @@ func (p *h1Pool) closeIdle(final bool) {
 	for _, c := range idle {
 		c.close()
 	}
+}
+
+// checkAlive clears a deadline the last exchange may have left (it would
+// fail the peek once passed), then peeks.
+func (c *h1Conn) checkAlive() bool {
+	_ = c.SetDeadline(time.Time{})
+	return c.alive()
 }
 
 func (c *h1Conn) close() {

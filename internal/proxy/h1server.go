@@ -46,7 +46,7 @@ type h1Server struct {
 	fallback   *chanListener // net/http's server for what the loop does not take
 	readHeader time.Duration
 	idle       time.Duration
-	maxHeader  int // a larger head goes to net/http, which answers 431
+	maxHeader  int  // a larger head goes to net/http, which answers 431
 	allowH2C   bool // the h2c preface may open a connection (plaintext listeners)
 	onLimit    func(limit string)
 	log        *slog.Logger
@@ -129,8 +129,13 @@ func (c *h1ServerConn) loop() (handedOff bool) {
 		if !c.state.CompareAndSwap(h1Idle, h1Active) {
 			return false // shutdown closed it
 		}
-		_ = c.g.SetReadDeadline(time.Now().Add(s.readHeader))
 		skipLeadingCRLF(c.br)
+		if !first && !headBuffered(c.br) {
+			// The rest of the head must come within the read-header
+			// timeout. (The usual request arrives whole in one read and
+			// needs no new deadline; the first one has it already.)
+			_ = c.g.SetReadDeadline(time.Now().Add(s.readHeader))
+		}
 		head, err := peekHead(c.br, s.maxHeader)
 		if err != nil && !errors.Is(err, errHeadTooBig) {
 			if netTimeout(err) {
@@ -313,6 +318,44 @@ func headEnd(b []byte, from int) int {
 			return i + 2
 		}
 	}
+}
+
+// headBuffered reports whether a whole request head, and its body when
+// it has a short Content-Length, is already in br.
+func headBuffered(br *bufio.Reader) bool {
+	buf, _ := br.Peek(br.Buffered())
+	end := headEnd(buf, 0)
+	if end < 0 {
+		return false
+	}
+	// A body still to come is read under the read-header deadline too.
+	n, ok := bodyLength(buf[:end])
+	return ok && end+n <= len(buf)
+}
+
+// bodyLength is the Content-Length a head declares (0 without one); ok is
+// false when it cannot tell (the classifier decides what happens then).
+func bodyLength(h []byte) (int, bool) {
+	n := 0
+	for rest := h; len(rest) > 0; {
+		eol := bytes.IndexByte(rest, '\n')
+		if eol < 0 {
+			return 0, false
+		}
+		line := bytes.TrimSuffix(rest[:eol], []byte("\r"))
+		rest = rest[eol+1:]
+		colon := bytes.IndexByte(line, ':')
+		if colon > 0 && asciiEqualFold(line[:colon], "content-length") {
+			v := bytes.Trim(line[colon+1:], " \t")
+			if !smallDecimal(v) {
+				return 0, false
+			}
+			for _, c := range v {
+				n = n*10 + int(c-'0')
+			}
+		}
+	}
+	return n, true
 }
 
 // skipLeadingCRLF drops empty lines before a request line (RFC 9112 2.2

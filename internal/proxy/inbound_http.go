@@ -43,19 +43,21 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusOK
 		}
 		proto := protoLabel(r, grpc)
-		p.m.requests.WithLabelValues(ci.peerStr, p.self.String(), proto, strconv.Itoa(code), decision).Inc()
+		p.m.request(ci.peerStr, p.self.String(), proto, code, decision)
 		if decision != "allow" {
 			p.m.policyDenies.WithLabelValues(dec.Policy, rule, decision).Inc()
 		}
-		p.m.requestDuration.WithLabelValues("inbound", proto).Observe(p.now().Sub(start).Seconds())
-		p.accessLog(r.Context(), "inbound request",
-			slog.String(observe.KeyPeer, ci.peerStr),
-			slog.String(observe.KeyMethod, r.Method),
-			slog.String(observe.KeyPath, r.URL.Path),
-			slog.Int(observe.KeyStatus, code),
-			slog.String(observe.KeyDecision, decision),
-			slog.String(observe.KeyRule, rule),
-			slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+		p.m.duration("inbound", proto).Observe(p.now().Sub(start).Seconds())
+		if p.accessOn(r.Context()) {
+			p.log.LogAttrs(r.Context(), slog.LevelInfo, "inbound request",
+				slog.String(observe.KeyPeer, ci.peerStr),
+				slog.String(observe.KeyMethod, r.Method),
+				slog.String(observe.KeyPath, r.URL.Path),
+				slog.Int(observe.KeyStatus, code),
+				slog.String(observe.KeyDecision, decision),
+				slog.String(observe.KeyRule, rule),
+				slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+		}
 		if p.cfg.Observer != nil || span != nil {
 			e := &Event{
 				Time: start, Direction: "inbound", Protocol: proto, Source: ci.peerStr, Destination: p.cfg.Service,

@@ -3,6 +3,8 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -26,6 +28,37 @@ type metrics struct {
 	limitRejections   *prometheus.CounterVec   // limit
 	activeConns       *prometheus.GaugeVec     // direction
 	policyDenies      *prometheus.CounterVec   // policy, rule, mode
+
+	// Children of requests and requestDuration by label set: the
+	// per-request path then costs one map lookup instead of hashing the
+	// labels under the vector's lock and formatting the status code.
+	reqCache sync.Map // requestKey -> prometheus.Counter
+	durCache sync.Map // [2]string{direction, protocol} -> prometheus.Observer
+}
+
+type requestKey struct {
+	src, dst, proto, decision string
+	code                      int
+}
+
+// request counts one request.
+func (m *metrics) request(src, dst, proto string, code int, decision string) {
+	k := requestKey{src: src, dst: dst, proto: proto, decision: decision, code: code}
+	c, ok := m.reqCache.Load(k)
+	if !ok {
+		c, _ = m.reqCache.LoadOrStore(k, m.requests.WithLabelValues(src, dst, proto, strconv.Itoa(code), decision))
+	}
+	c.(prometheus.Counter).Inc()
+}
+
+// duration is the request-duration histogram of one direction and protocol.
+func (m *metrics) duration(direction, proto string) prometheus.Observer {
+	k := [2]string{direction, proto}
+	o, ok := m.durCache.Load(k)
+	if !ok {
+		o, _ = m.durCache.LoadOrStore(k, m.requestDuration.WithLabelValues(direction, proto))
+	}
+	return o.(prometheus.Observer)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

@@ -21,14 +21,14 @@ import (
 // outListener is one plaintext loopback listener for the app: an upstream's
 // (HTTP or TCP) or the HTTP proxy port (up == nil).
 type outListener struct {
-	p   *Proxy
-	ln  net.Listener
-	up  *upstream
+	p    *Proxy
+	ln   net.Listener
+	up   *upstream
 	srv  *http.Server  // nil for TCP; takes what fast hands off
 	fast *h1Server     // the HTTP/1.1 loop (h1server.go)
 	hand *chanListener // fast -> srv
-	wg  sync.WaitGroup
-	rp  *httputil.ReverseProxy
+	wg   sync.WaitGroup
+	rp   *httputil.ReverseProxy
 }
 
 type upstreamKey struct{}
@@ -190,14 +190,16 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusOK
 	}
 	proto := protoLabel(r, grpc)
-	p.m.requests.WithLabelValues(p.self.String(), up.id.String(), proto, strconv.Itoa(code), "").Inc()
-	p.m.requestDuration.WithLabelValues("outbound", proto).Observe(p.now().Sub(start).Seconds())
-	p.accessLog(r.Context(), "outbound request",
-		slog.String("upstream", up.service),
-		slog.String(observe.KeyMethod, r.Method),
-		slog.String(observe.KeyPath, r.URL.Path),
-		slog.Int(observe.KeyStatus, code),
-		slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+	p.m.request(p.self.String(), up.id.String(), proto, code, "")
+	p.m.duration("outbound", proto).Observe(p.now().Sub(start).Seconds())
+	if p.accessOn(r.Context()) {
+		p.log.LogAttrs(r.Context(), slog.LevelInfo, "outbound request",
+			slog.String("upstream", up.service),
+			slog.String(observe.KeyMethod, r.Method),
+			slog.String(observe.KeyPath, r.URL.Path),
+			slog.Int(observe.KeyStatus, code),
+			slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+	}
 	if p.cfg.Observer != nil || span != nil {
 		e := &Event{Time: start, Direction: "outbound", Protocol: proto, Source: p.self.String(), Destination: up.service,
 			Method: r.Method, Path: r.URL.Path, Status: code, Duration: p.now().Sub(start)}
@@ -419,9 +421,11 @@ func (o *outListener) serveTCP(ctx context.Context, c net.Conn) {
 	tx, rx := pipe(up, c)
 	p.m.tcpBytes.WithLabelValues("to_upstream").Add(float64(tx))
 	p.m.tcpBytes.WithLabelValues("from_upstream").Add(float64(rx))
-	p.accessLog(ctx, "outbound connection",
-		slog.String(observe.KeyService, u.service),
-		slog.String(observe.KeyAddr, ep.addr),
-		slog.Int64("bytes_to_upstream", tx), slog.Int64("bytes_from_upstream", rx),
-		slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+	if p.accessOn(ctx) {
+		p.log.LogAttrs(ctx, slog.LevelInfo, "outbound connection",
+			slog.String(observe.KeyService, u.service),
+			slog.String(observe.KeyAddr, ep.addr),
+			slog.Int64("bytes_to_upstream", tx), slog.Int64("bytes_from_upstream", rx),
+			slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+	}
 }

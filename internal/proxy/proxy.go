@@ -279,12 +279,10 @@ func (p *Proxy) tlsConfigServer() *tls.Config {
 		mtls.Options{NextProtos: protos, Now: p.cfg.Now})
 }
 
-// accessLog writes one line per request or connection at Info.
-func (p *Proxy) accessLog(ctx context.Context, msg string, attrs ...slog.Attr) {
-	if !p.log.Enabled(ctx, slog.LevelInfo) {
-		return
-	}
-	p.log.LogAttrs(ctx, slog.LevelInfo, msg, attrs...)
+// accessOn reports whether the access log (one Info line per request or
+// connection) is on; callers build its attributes only then.
+func (p *Proxy) accessOn(ctx context.Context) bool {
+	return p.log.Enabled(ctx, slog.LevelInfo)
 }
 
 // limitHit counts a rejection by an abuse limit.

@@ -58,12 +58,14 @@ func (in *inbound) serveTCP(ctx context.Context, ci *connInfo) {
 	tx, rx := pipe(app, ci.conn)
 	p.m.tcpBytes.WithLabelValues("to_app").Add(float64(tx))
 	p.m.tcpBytes.WithLabelValues("from_app").Add(float64(rx))
-	p.accessLog(ctx, "inbound connection",
-		slog.String(observe.KeyPeer, ci.peerStr),
-		slog.String(observe.KeyDecision, decision),
-		slog.String(observe.KeyRule, d.Rule),
-		slog.Int64("bytes_to_app", tx), slog.Int64("bytes_from_app", rx),
-		slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+	if p.accessOn(ctx) {
+		p.log.LogAttrs(ctx, slog.LevelInfo, "inbound connection",
+			slog.String(observe.KeyPeer, ci.peerStr),
+			slog.String(observe.KeyDecision, decision),
+			slog.String(observe.KeyRule, d.Rule),
+			slog.Int64("bytes_to_app", tx), slog.Int64("bytes_from_app", rx),
+			slog.Duration(observe.KeyDuration, p.now().Sub(start)))
+	}
 	event(decision)
 }
 
