@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -138,11 +139,15 @@ func validField(s string) bool {
 	return strings.IndexFunc(s, func(r rune) bool { return r == '\r' || r == '\n' || r == 0 }) < 0
 }
 
-// h1Exchange is one request/response on one pooled connection.
+// h1Exchange is one request/response on one pooled connection. Either
+// res is set, or the response head waits unparsed in c's buffer and raw
+// describes it (h1head.go).
 type h1Exchange struct {
 	pool *h1Pool
 	c    *h1Conn
+	req  *http.Request
 	res  *http.Response
+	raw  respHead
 	stop func() bool // unregisters the cancellation hook; false if it fired
 }
 
@@ -199,28 +204,49 @@ func (p *h1Pool) roundTripOnce(ctx context.Context, addr string, r *http.Request
 	if err != nil {
 		return fail(err)
 	}
-	var res *http.Response
-	for {
-		res, err = http.ReadResponse(c.br, r)
-		if err != nil {
-			return fail(err)
-		}
-		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
-			break
-		}
-		// 1xx informational (100 Continue, 103 Early Hints): skip.
+	x := &h1Exchange{pool: p, c: c, req: r, stop: stop}
+	raw, ok, err := peekResponseHead(c.br, r.Method)
+	if err != nil {
+		return fail(err)
 	}
-	if res.StatusCode == http.StatusSwitchingProtocols {
-		_ = res.Body.Close()
-		return fail(errors.New("unexpected 101 Switching Protocols"))
+	if ok {
+		x.raw = raw
+	} else if x.res, err = readResponse(c.br, r); err != nil {
+		return fail(err)
 	}
 	c.reused = true // past the head: a failure now is not a stale connection
-	if headerTimeout > 0 && (res.ContentLength < 0 || int64(c.br.Buffered()) < res.ContentLength) {
+	if headerTimeout > 0 && !x.bodyBuffered() {
 		// The body may stream for longer. (A body already buffered needs
 		// no more reads: the next request sets its own deadline.)
 		_ = c.SetDeadline(time.Time{})
 	}
-	return &h1Exchange{pool: p, c: c, res: res, stop: stop}, nil
+	return x, nil
+}
+
+// readResponse parses a response head with the standard library,
+// skipping 1xx informational responses (100 Continue, 103 Early Hints).
+func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
+	for {
+		res, err := http.ReadResponse(br, r)
+		if err != nil {
+			return nil, err
+		}
+		if res.StatusCode == http.StatusSwitchingProtocols {
+			_ = res.Body.Close()
+			return nil, errors.New("unexpected 101 Switching Protocols")
+		}
+		if res.StatusCode >= 200 {
+			return res, nil
+		}
+	}
+}
+
+// bodyBuffered reports whether the whole response is in the read buffer.
+func (x *h1Exchange) bodyBuffered() bool {
+	if x.res == nil {
+		return int64(x.c.br.Buffered()) >= int64(x.raw.size)+x.raw.length
+	}
+	return x.res.ContentLength >= 0 && int64(x.c.br.Buffered()) >= x.res.ContentLength
 }
 
 // errAbort means the response was cut after its head went out: the
@@ -231,6 +257,21 @@ var errAbort = errors.New("response body cut")
 // respond streams x's response to w and returns the connection to the pool
 // when the exchange ended cleanly.
 func (x *h1Exchange) respond(w http.ResponseWriter) error {
+	if x.res == nil {
+		if sw, ok := w.(*statusWriter); ok {
+			if hw, ok := sw.ResponseWriter.(*h1Response); ok {
+				return x.respondRaw(sw, hw)
+			}
+		}
+		// Another writer (net/http's, HTTP/2): parse the head after all.
+		res, err := readResponse(x.c.br, x.req)
+		if err != nil {
+			x.discard()
+			httpError(w, http.StatusBadGateway, "meshward: malformed upstream response")
+			return nil
+		}
+		x.res = res
+	}
 	res := x.res
 	dst := w.Header()
 	for k, vv := range res.Header {
@@ -273,6 +314,36 @@ func (x *h1Exchange) respond(w http.ResponseWriter) error {
 		_ = res.Body.Close()
 	}
 	x.pool.put(x.c, reusable)
+	x.c = nil
+	if rerr != nil {
+		return errAbort
+	}
+	return nil
+}
+
+// respondRaw copies a validated response head field by field (hop-by-hop
+// fields left out) and then its Content-Length body to the fast loop's
+// writer.
+func (x *h1Exchange) respondRaw(sw *statusWriter, w *h1Response) error {
+	br, rh := x.c.br, &x.raw
+	head, _ := br.Peek(rh.size)
+	sw.code, sw.done = rh.status, true
+	w.writeRawHead(rh, head)
+	_, _ = br.Discard(rh.size)
+	var rerr error
+	for n := rh.length; n > 0 && w.err == nil; {
+		if br.Buffered() == 0 {
+			if _, rerr = br.Peek(1); rerr != nil {
+				break
+			}
+		}
+		b, _ := br.Peek(int(min(int64(br.Buffered()), n)))
+		_, _ = w.writeBody(b)
+		_, _ = br.Discard(len(b))
+		n -= int64(len(b))
+	}
+	fired := !x.stop()
+	x.pool.put(x.c, rerr == nil && w.err == nil && !fired && !rh.close)
 	x.c = nil
 	if rerr != nil {
 		return errAbort

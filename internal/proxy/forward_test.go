@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meshward.dev/meshward/internal/mtls"
 )
 
 func gauge(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
@@ -236,6 +239,18 @@ func TestForwarderResponseHeaderTimeout(t *testing.T) {
 	res, _ := mustGet(t, &http.Client{Timeout: testTimeout}, m.outURL("/hang"))
 	if res.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("status %d, want 504", res.StatusCode)
+	}
+	// The inbound sidecar bounds its wait for the app by itself: its HTTP/1.1
+	// loop would not notice a caller that gave up.
+	c, err := tls.Dial("tcp", m.cat.InboundAddr().String(), sidecarTLS(t, m.ca, frontendID, mtls.ALPNHTTP1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	_, _ = io.WriteString(c, "GET /hang HTTP/1.1\r\nHost: catalog\r\n\r\n")
+	if code, body := readStatus(t, bufio.NewReader(c)); code != http.StatusGatewayTimeout || !strings.Contains(body, "did not answer in time") {
+		t.Errorf("inbound: %d %q, want 504", code, body)
 	}
 }
 

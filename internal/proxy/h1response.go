@@ -222,9 +222,42 @@ func (w *h1Response) finish() bool {
 // sendHead writes the status line and the header fields.
 func (w *h1Response) sendHead() {
 	w.headSent = true
-	bw := w.c.bw
-	writeStatusLine(bw, w.status)
+	writeStatusLine(w.c.bw, w.status)
 	w.writeFields()
+	_, date := w.header["Date"]
+	w.endHead(date)
+}
+
+// writeRawHead sends a validated upstream response head (h1head.go) with
+// a Content-Length body: its fields are copied as they are, except the
+// hop-by-hop ones.
+func (w *h1Response) writeRawHead(rh *respHead, head []byte) {
+	w.wroteHeader, w.headSent, w.status, w.length = true, true, rh.status, rh.length
+	bw := w.c.bw
+	writeStatusLine(bw, rh.status)
+	w.writeFields() // set by the handler, if any
+	_, rest, _ := cutLine(head)
+	for {
+		name, value, next, st := nextField(rest)
+		if st != fieldOK {
+			break
+		}
+		rest = next
+		if hopField(name) {
+			continue
+		}
+		_, _ = bw.Write(name)
+		_, _ = bw.WriteString(": ")
+		_, _ = bw.Write(value)
+		_, _ = bw.WriteString("\r\n")
+	}
+	w.endHead(rh.date)
+}
+
+// endHead writes the framing and connection fields, Date when the head
+// has none, and the empty line.
+func (w *h1Response) endHead(date bool) {
+	bw := w.c.bw
 	switch {
 	case w.length >= 0 && (!w.noBody || w.req.Method == http.MethodHead):
 		_, _ = bw.WriteString("Content-Length: ")
@@ -246,7 +279,7 @@ func (w *h1Response) sendHead() {
 	case !w.req.ProtoAtLeast(1, 1):
 		_, _ = bw.WriteString("Connection: keep-alive\r\n")
 	}
-	if _, ok := w.header["Date"]; !ok {
+	if !date {
 		_, _ = bw.WriteString("Date: ")
 		_, _ = bw.WriteString(httpDate())
 		_, _ = bw.WriteString("\r\n")
