@@ -31,6 +31,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"meshward.dev/meshward/internal/gotune"
 	"meshward.dev/meshward/internal/policy"
 	"meshward.dev/meshward/internal/proxy"
 )
@@ -151,6 +152,11 @@ func runSidecar(args []string) error {
 	accessLog := fs.Bool("access-log", false, "write the access log to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here until exit")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// As `meshward proxy` does (internal/gotune); GODEBUG=schedtrace=0 to
+	// measure without.
+	if err := gotune.Reexec(); err != nil {
 		return err
 	}
 	svid, err := x509svid.Load(filepath.Join(*dir, *service+".pem"), filepath.Join(*dir, *service+"-key.pem"))

@@ -89,7 +89,8 @@ func parseResponseHead(h []byte, method string) (rh respHead, ok bool) {
 			default:
 				return rh, false // options naming other fields: ReadResponse and removeHopHeaders
 			}
-		case asciiEqualFold(name, "transfer-encoding"):
+		case asciiEqualFold(name, "transfer-encoding"), asciiEqualFold(name, "close"):
+			// (A field named like a connection option would be hop-by-hop.)
 			return rh, false
 		case asciiEqualFold(name, "date"):
 			rh.date = true

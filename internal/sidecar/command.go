@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"meshward.dev/meshward/internal/gotune"
+	"meshward.dev/meshward/internal/observe"
 	"meshward.dev/meshward/internal/proxy"
 )
 
@@ -88,6 +90,9 @@ and policy while the control plane is unreachable.`,
 			if err != nil {
 				return err
 			}
+			// Keep the runtime's sysmon awake (internal/gotune): this
+			// returns only when already done or not possible.
+			tuneErr := gotune.Reexec()
 			// A sidecar shares its machine with its app: like Linkerd's
 			// proxy, it uses one core unless told otherwise (measured: 14%
 			// less CPU per request than GOMAXPROCS=2 on a 2-core machine,
@@ -98,6 +103,10 @@ and policy while the control plane is unreachable.`,
 			log, err := logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if tuneErr != nil {
+				log.Warn("could not re-execute with the sidecar's runtime setting; running untuned",
+					slog.String("godebug", gotune.Setting), slog.Any(observe.KeyError, tuneErr))
 			}
 			var td spiffeid.TrustDomain
 			if o.trustDomain != "" {
