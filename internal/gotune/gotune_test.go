@@ -1,6 +1,7 @@
 package gotune
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -31,7 +32,7 @@ func TestReexec(t *testing.T) {
 		if err := Reexec(); err != nil {
 			t.Fatal(err)
 		}
-		os.Stdout.WriteString("GODEBUG=" + os.Getenv("GODEBUG") + "\n")
+		fmt.Println("GODEBUG=" + os.Getenv("GODEBUG"))
 		return
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestReexec$", "-test.v")

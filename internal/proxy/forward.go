@@ -211,7 +211,7 @@ func (p *h1Pool) roundTripOnce(ctx context.Context, addr string, r *http.Request
 	}
 	if ok {
 		x.raw = raw
-	} else if x.res, err = readResponse(c.br, r); err != nil {
+	} else if x.res, err = readResponse(c.br, r); err != nil { //nolint:bodyclose // respond closes it
 		return fail(err)
 	}
 	c.reused = true // past the head: a failure now is not a stale connection
@@ -264,7 +264,7 @@ func (x *h1Exchange) respond(w http.ResponseWriter) error {
 			}
 		}
 		// Another writer (net/http's, HTTP/2): parse the head after all.
-		res, err := readResponse(x.c.br, x.req)
+		res, err := readResponse(x.c.br, x.req) //nolint:bodyclose // closed below, as x.res
 		if err != nil {
 			x.discard()
 			httpError(w, http.StatusBadGateway, "meshward: malformed upstream response")

@@ -175,7 +175,7 @@ func (c *h1ServerConn) serveOne() (keep bool) {
 	w.reset(c, req)
 	defer func() {
 		if v := recover(); v != nil {
-			if v != http.ErrAbortHandler {
+			if err, ok := v.(error); !ok || !errors.Is(err, http.ErrAbortHandler) {
 				c.s.log.Error("panic serving request", slog.Any(observe.KeyError, v), slog.String("stack", string(debug.Stack())))
 			}
 			_ = c.bw.Flush() // what was written goes out; the cut shows as a short body

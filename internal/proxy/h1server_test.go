@@ -107,11 +107,11 @@ func testHandler(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/echo":
 		b, _ := io.ReadAll(r.Body)
-		fmt.Fprintf(w, "%s %s body=%s", r.Method, r.URL.Path, b)
+		_, _ = fmt.Fprintf(w, "%s %s body=%s", r.Method, r.URL.Path, b)
 	case "/stream":
 		w.Header().Set(http.TrailerPrefix+"X-Sum", "42")
 		for i := range 3 {
-			fmt.Fprintf(w, "part%d;", i)
+			_, _ = fmt.Fprintf(w, "part%d;", i)
 			w.(http.Flusher).Flush()
 		}
 	case "/len":
@@ -130,7 +130,7 @@ func testHandler(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("abc"))
 		panic(http.ErrAbortHandler)
 	default:
-		fmt.Fprintf(w, "%s %s", r.Method, r.URL.Path)
+		_, _ = fmt.Fprintf(w, "%s %s", r.Method, r.URL.Path)
 	}
 }
 
