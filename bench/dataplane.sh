@@ -3,7 +3,8 @@
 #   direct (no proxy), a meshward sidecar pair, an nginx mTLS pair and an
 #   HAProxy mTLS pair (ghostunnel: not in the Go module proxy here, skipped).
 # Each pair is: client -> A (plaintext, 127.0.0.1) -> mTLS TLS1.3 -> B -> app.
-# Measures: p50/p90/p99 at a fixed 1,000 rps over 16 connections (fortio),
+# Measures: p50/p90/p99 at a fixed 1,000 rps over 16 connections (fortio,
+# after one second of the same load as warm-up),
 # max rps with keep-alive (16 connections), new client connections/s
 # (keep-alive off), full mTLS handshakes/s against B (one request each),
 # and peak RSS / CPU seconds of each pair. Each measurement runs ROUNDS
@@ -203,6 +204,9 @@ declare -A INB=([meshward]="$MW_B" [meshward2c]="$M1_B" [nginx]="$NG_B" [nginx-s
 for r in $(seq 1 "$ROUNDS"); do
   for t in "${targets[@]}"; do
     echo "round $r/$ROUNDS: $t" >&2
+    # One second of the same load first, so that every pair has its
+    # upstream keep-alive connections before latency is measured.
+    "$FORTIO" load -quiet -c 16 -t 1s -qps 1000 "${URL[$t]}" >/dev/null 2>&1 || true
     fortio_json "${URL[$t]}" "$WORK/lat.json" -qps 1000
     fortio_json "${URL[$t]}" "$WORK/max.json" -qps 0
     fortio_json "${URL[$t]}" "$WORK/new.json" -qps 0 -keepalive=false

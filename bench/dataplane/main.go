@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -151,6 +152,7 @@ func runSidecar(args []string) error {
 	endpoint := fs.String("endpoint", "", "catalog sidecar address (frontend)")
 	accessLog := fs.Bool("access-log", false, "write the access log to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here until exit")
+	traceFile := fs.String("trace", "", "write a runtime execution trace here until exit (go tool trace)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -202,6 +204,16 @@ func runSidecar(args []string) error {
 			return err
 		}
 		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return err
+		}
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer func() { trace.Stop(); _ = f.Close() }()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
