@@ -8,7 +8,7 @@
 # max rps with keep-alive (16 connections), new client connections/s
 # (keep-alive off), full mTLS handshakes/s against B (one request each),
 # and peak RSS / CPU seconds of each pair. Each measurement runs ROUNDS
-# times (default 3) and the median is printed. Bounded: ~5 minutes.
+# times (default 3) and the median is printed. Bounded: ~12 minutes.
 # "meshward" runs each sidecar on one core (GOMAXPROCS=1, the default of
 # `meshward proxy --cores`); "meshward2c" is the same pair with two each.
 #

@@ -126,10 +126,12 @@ func (c *h1ServerConn) loop() (handedOff bool) {
 				return false
 			}
 		}
+		if skipLeadingCRLF(c.br); c.br.Buffered() == 0 {
+			continue // only empty lines: still waiting for a request
+		}
 		if !c.state.CompareAndSwap(h1Idle, h1Active) {
 			return false // shutdown closed it
 		}
-		skipLeadingCRLF(c.br)
 		if !first && !headBuffered(c.br) {
 			// The rest of the head must come within the read-header
 			// timeout. (The usual request arrives whole in one read and
@@ -358,16 +360,16 @@ func bodyLength(h []byte) (int, bool) {
 	return n, true
 }
 
-// skipLeadingCRLF drops empty lines before a request line (RFC 9112 2.2
-// tolerance for clients that add CRLF after a body), as net/http does.
+// skipLeadingCRLF drops up to 4 buffered CR or LF bytes before a request
+// line (RFC 9112 2.2 tolerance for clients that add CRLF after a body), as
+// net/http does; more are a malformed request.
 func skipLeadingCRLF(br *bufio.Reader) {
-	for {
-		b, err := br.Peek(1)
-		if err != nil || (b[0] != '\r' && b[0] != '\n') {
-			return
-		}
-		_, _ = br.Discard(1)
+	b, _ := br.Peek(min(br.Buffered(), 4))
+	n := 0
+	for n < len(b) && (b[n] == '\r' || b[n] == '\n') {
+		n++
 	}
+	_, _ = br.Discard(n)
 }
 
 // fastHead reports whether the loop takes the request whose head is h.

@@ -222,6 +222,26 @@ func TestH1ServerPipelined(t *testing.T) {
 	}
 }
 
+// TestH1ServerTrailingCRLF: the CRLF some clients send after a body is
+// skipped, and the connection then waits as an idle one (the read-header
+// timeout, 100ms here, does not cut it).
+func TestH1ServerTrailingCRLF(t *testing.T) {
+	hh := startH1(t, testHandler, Timeouts{ReadHeader: 100 * time.Millisecond}, Limits{}, false)
+	c, br := hh.dial(t)
+	_, _ = io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n")
+	if _, body := mustRead(t, br, "POST"); body != "POST /echo body=hi" {
+		t.Fatalf("first: %q", body)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, _ = io.WriteString(c, "GET /again HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, body := mustRead(t, br, "GET"); body != "GET /again" {
+		t.Errorf("after the idle wait: %q", body)
+	}
+	if hits := hh.limitHits(); len(hits) != 0 {
+		t.Errorf("limits counted: %v", hits)
+	}
+}
+
 // TestH1ServerHTTP10: HTTP/1.0 closes unless the client asked for keep-alive.
 func TestH1ServerHTTP10(t *testing.T) {
 	hh := startH1(t, testHandler, Timeouts{}, Limits{}, false)
