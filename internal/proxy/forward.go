@@ -198,9 +198,11 @@ func (p *h1Pool) roundTripOnce(ctx context.Context, addr string, r *http.Request
 	if headerTimeout > 0 {
 		_ = c.SetDeadline(time.Now().Add(headerTimeout))
 	}
-	bp := copyBufs.Get().(*[]byte)
-	err = writeRequest(c, r, host, *bp)
-	copyBufs.Put(bp)
+	err = c.sendThenAwait(func() error {
+		bp := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(bp)
+		return writeRequest(c, r, host, *bp)
+	})
 	if err != nil {
 		return fail(err)
 	}

@@ -169,6 +169,48 @@ func TestForwarderStaleConnection(t *testing.T) {
 	}
 }
 
+// TestForwarderStrayBytesOnIdleConnection: an app that writes bytes on an
+// idle keep-alive connection (after the response, before the next
+// request). The forwarder waits for the next response without a first
+// empty read (sendThenAwait); the stray bytes must not make it miss that
+// response or hang: the next request fails over to a fresh connection.
+func TestForwarderStrayBytesOnIdleConnection(t *testing.T) {
+	addr, conns := serveTCP(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // the sidecar has read the response by now
+			if _, err := io.WriteString(c, "STRAY"); err != nil {
+				return
+			}
+		}
+	})
+	m := newMesh(t, meshOpts{appAddr: addr, appProto: ProtocolHTTP, timeouts: Timeouts{ResponseHeader: 30 * time.Second}})
+	c := &http.Client{Timeout: testTimeout}
+	for i := range 3 {
+		start := time.Now()
+		res, body := mustGet(t, c, m.outURL("/s"))
+		if res.StatusCode != http.StatusOK || body != "ok" {
+			t.Fatalf("GET %d: %d %q", i, res.StatusCode, body)
+		}
+		// Far below the 30s response-header timeout: nothing waited for it.
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("GET %d took %v", i, d)
+		}
+		time.Sleep(150 * time.Millisecond) // let the stray bytes arrive on the idle connection
+	}
+	if got := conns.Load(); got < 2 {
+		t.Errorf("app connections %d: the connection with stray bytes was reused", got)
+	}
+}
+
 // TestForwarderTruncatedBody: a response cut short by the app reaches the
 // client as an error (a 502, or a body that fails), never as a complete
 // shorter body.
