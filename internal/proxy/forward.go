@@ -168,7 +168,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, addr string, r *http.Request, ho
 	for attempt := 0; ; attempt++ {
 		x, err := p.roundTripOnce(ctx, addr, r, host, headerTimeout)
 		var stale *errStale
-		if errors.As(err, &stale) && attempt == 0 && (r.Body == nil || r.Body == http.NoBody) && ctx.Err() == nil {
+		if errors.As(err, &stale) && attempt == 0 && retryable(r) && ctx.Err() == nil {
 			continue
 		}
 		return x, err
@@ -207,6 +207,8 @@ func (p *h1Pool) roundTripOnce(ctx context.Context, addr string, r *http.Request
 		return fail(err)
 	}
 	x := &h1Exchange{pool: p, c: c, req: r, stop: stop}
+	c.lim.n = maxResponseHead
+	defer func() { c.lim.n = -1 }() // the body is not limited
 	raw, ok, err := peekResponseHead(c.br, r.Method)
 	if err != nil {
 		return fail(err)
@@ -226,9 +228,14 @@ func (p *h1Pool) roundTripOnce(ctx context.Context, addr string, r *http.Request
 }
 
 // readResponse parses a response head with the standard library,
-// skipping 1xx informational responses (100 Continue, 103 Early Hints).
+// skipping 1xx informational responses (100 Continue, 103 Early Hints), at
+// most max1xx of them. (The bytes read are bounded by the connection's
+// head limit, see h1Conn.lim.)
 func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
-	for {
+	for n := 0; ; n++ {
+		if n > max1xx {
+			return nil, errors.New("too many 1xx responses")
+		}
 		res, err := http.ReadResponse(br, r)
 		if err != nil {
 			return nil, err

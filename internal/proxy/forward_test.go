@@ -211,6 +211,71 @@ func TestForwarderStrayBytesOnIdleConnection(t *testing.T) {
 	}
 }
 
+// TestForwarderResponseHeadLimit: an app that sends an endless response
+// head gets the caller a 502 once 1 MiB has come, not a sidecar that keeps
+// reading.
+func TestForwarderResponseHeadLimit(t *testing.T) {
+	addr, _ := serveTCP(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Endless: " + strings.Repeat("a", 1000) + "\r\n"
+		for range 3000 { // 3 MB, bounded
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	})
+	m := newMesh(t, meshOpts{appAddr: addr, appProto: ProtocolHTTP})
+	res, _ := mustGet(t, &http.Client{Timeout: testTimeout}, m.outURL("/endless"))
+	if res.StatusCode != http.StatusBadGateway {
+		t.Errorf("status %d, want 502", res.StatusCode)
+	}
+}
+
+// TestForwarderNoReplayOfNonIdempotent: a POST whose reused connection the
+// app closed after reading it (the app may have acted on it) is not sent
+// again; a GET in the same situation is.
+func TestForwarderNoReplayOfNonIdempotent(t *testing.T) {
+	var posts, gets atomic.Int64
+	addr, _ := serveTCP(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			switch req.Method {
+			case http.MethodPost:
+				posts.Add(1)
+			case http.MethodGet:
+				gets.Add(1)
+			}
+			if i == 1 {
+				return // read the second request, then close without an answer
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	m := newMesh(t, meshOpts{appAddr: addr, appProto: ProtocolHTTP})
+	c := &http.Client{Timeout: testTimeout}
+	mustGet(t, c, m.outURL("/first")) // opens the app connection
+	res, err := c.Post(m.outURL("/pay"), "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway || posts.Load() != 1 {
+		t.Errorf("POST: status %d, app saw %d POSTs; want 502 and 1", res.StatusCode, posts.Load())
+	}
+	mustGet(t, c, m.outURL("/second")) // a new app connection
+	res, body := mustGet(t, c, m.outURL("/third"))
+	if res.StatusCode != http.StatusOK || body != "ok" {
+		t.Errorf("GET after a silent close: %d %q, want a retried 200", res.StatusCode, body)
+	}
+}
+
 // TestForwarderTruncatedBody: a response cut short by the app reaches the
 // client as an error (a 502, or a body that fails), never as a complete
 // shorter body.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -41,7 +42,39 @@ type h1Conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
-	reused bool // served a request before
+	reused bool        // served a request before
+	lim    readLimiter // what br reads from: bounds a response head
+}
+
+// Limits of what an upstream may send before its response head is
+// complete (1xx responses included), as http.Transport bounds them: an
+// app or a peer must not be able to grow a sidecar's memory without end.
+const (
+	maxResponseHead = 1 << 20
+	max1xx          = 8
+)
+
+var errResponseHeadTooBig = errors.New("response head too large")
+
+// readLimiter reads from r at most n bytes, then fails; n < 0: no limit.
+type readLimiter struct {
+	r io.Reader
+	n int64
+}
+
+func (l *readLimiter) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(p)
+	}
+	if l.n == 0 {
+		return 0, errResponseHeadTooBig
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
 }
 
 // peekAfter is how long a connection must have been idle before get
@@ -105,8 +138,9 @@ func (p *h1Pool) get(ctx context.Context, addr string, peek bool) (*h1Conn, erro
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.raw = tc.NetConn()
 	}
+	c.lim = readLimiter{r: c.Conn, n: -1}
 	c.br = h1Readers.Get().(*bufio.Reader)
-	c.br.Reset(c.Conn)
+	c.br.Reset(&c.lim)
 	c.bw = h1Writers.Get().(*bufio.Writer)
 	c.bw.Reset(c.Conn)
 	return c, nil

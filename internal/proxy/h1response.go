@@ -77,8 +77,8 @@ func (w *h1Response) WriteHeader(code int) {
 	}
 	for _, v := range w.header["Trailer"] {
 		for f := range strings.SplitSeq(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				w.trailers = append(w.trailers, http.CanonicalHeaderKey(f))
+			if f = http.CanonicalHeaderKey(strings.TrimSpace(f)); httpguts.ValidHeaderFieldName(f) && httpguts.ValidTrailerHeader(f) {
+				w.trailers = append(w.trailers, f)
 			}
 		}
 	}
@@ -187,6 +187,9 @@ func (w *h1Response) Flush() {
 func (w *h1Response) finish() bool {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headSent && w.hasTrailers() && !w.noBody && w.req.ProtoAtLeast(1, 1) {
+		w.commitUnknownLength() // trailers need chunked framing, however short the body
 	}
 	if !w.headSent {
 		if w.req.Method != http.MethodHead || w.written > 0 {
@@ -314,6 +317,19 @@ func (w *h1Response) writeFields() {
 		_, _ = bw.WriteString(strings.Join(w.trailers, ", "))
 		_, _ = bw.WriteString("\r\n")
 	}
+}
+
+// hasTrailers reports whether the handler declared or set trailers.
+func (w *h1Response) hasTrailers() bool {
+	if len(w.trailers) > 0 {
+		return true
+	}
+	for k := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeTrailers ends a chunked body with the declared trailers and those

@@ -115,18 +115,27 @@ func (s *h1Server) serve(ctx context.Context, g *guardConn) {
 func (c *h1ServerConn) loop() (handedOff bool) {
 	s := c.s
 	first := true
+	crlf := 0      // stray CR/LF bytes before this request (at most 4 tolerated)
+	armed := false // the wait for this request has its deadline (set once)
 	for {
 		if c.br.Buffered() == 0 {
-			wait := s.idle
-			if first {
-				wait = s.readHeader
+			if !armed {
+				armed = true
+				wait := s.idle
+				if first {
+					wait = s.readHeader
+				}
+				_ = c.g.SetReadDeadline(time.Now().Add(wait))
 			}
-			_ = c.g.SetReadDeadline(time.Now().Add(wait))
 			if _, err := c.br.Peek(1); err != nil {
 				return false
 			}
 		}
-		if skipLeadingCRLF(c.br); c.br.Buffered() == 0 {
+		if crlf += skipLeadingCRLF(c.br); crlf > 4 {
+			c.badRequest("malformed request")
+			return false
+		}
+		if c.br.Buffered() == 0 {
 			continue // only empty lines: still waiting for a request
 		}
 		if !c.state.CompareAndSwap(h1Idle, h1Active) {
@@ -148,7 +157,7 @@ func (c *h1ServerConn) loop() (handedOff bool) {
 		if err != nil || !fastHead(head, first && s.allowH2C) {
 			return c.handOff()
 		}
-		first = false
+		first, crlf, armed = false, 0, false
 		if !c.serveOne() {
 			return false
 		}
@@ -360,16 +369,17 @@ func bodyLength(h []byte) (int, bool) {
 	return n, true
 }
 
-// skipLeadingCRLF drops up to 4 buffered CR or LF bytes before a request
-// line (RFC 9112 2.2 tolerance for clients that add CRLF after a body), as
-// net/http does; more are a malformed request.
-func skipLeadingCRLF(br *bufio.Reader) {
-	b, _ := br.Peek(min(br.Buffered(), 4))
+// skipLeadingCRLF drops the buffered CR or LF bytes before a request line
+// (RFC 9112 2.2 tolerance for clients that add CRLF after a body) and
+// returns how many; the caller tolerates 4, as net/http does.
+func skipLeadingCRLF(br *bufio.Reader) int {
+	b, _ := br.Peek(min(br.Buffered(), 5))
 	n := 0
 	for n < len(b) && (b[n] == '\r' || b[n] == '\n') {
 		n++
 	}
 	_, _ = br.Discard(n)
+	return n
 }
 
 // fastHead reports whether the loop takes the request whose head is h.

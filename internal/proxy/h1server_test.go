@@ -123,6 +123,9 @@ func testHandler(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no", http.StatusForbidden)
 	case "/empty":
 		w.WriteHeader(http.StatusNoContent)
+	case "/trailer": // short body, no flush: still chunked so the trailer can go
+		w.Header().Set(http.TrailerPrefix+"X-Sum", "7")
+		_, _ = w.Write([]byte("short"))
 	case "/big":
 		_, _ = w.Write(bytes.Repeat([]byte("x"), 5000))
 	case "/abort":
@@ -239,6 +242,36 @@ func TestH1ServerTrailingCRLF(t *testing.T) {
 	}
 	if hits := hh.limitHits(); len(hits) != 0 {
 		t.Errorf("limits counted: %v", hits)
+	}
+}
+
+// TestH1ServerTrailerShortBody: a trailer forces chunked framing even
+// when the body is short enough for a computed Content-Length.
+func TestH1ServerTrailerShortBody(t *testing.T) {
+	hh := startH1(t, testHandler, Timeouts{}, Limits{}, false)
+	c, br := hh.dial(t)
+	_, _ = io.WriteString(c, "GET /trailer HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, body := mustRead(t, br, "GET")
+	if body != "short" || len(res.TransferEncoding) != 1 || res.Trailer.Get("X-Sum") != "7" {
+		t.Errorf("body %q te=%v trailer=%v", body, res.TransferEncoding, res.Trailer)
+	}
+}
+
+// TestH1ServerTooManyEmptyLines: more than 4 stray CR/LF bytes before a
+// request are malformed (400), and they do not keep re-arming the wait.
+func TestH1ServerTooManyEmptyLines(t *testing.T) {
+	hh := startH1(t, testHandler, Timeouts{}, Limits{}, false)
+	c, br := hh.dial(t)
+	for range 3 {
+		_, _ = io.WriteString(c, "\r\n")
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("response %v, err %v; want 400", res, err)
+	}
+	if seen := hh.seen(); len(seen) != 0 {
+		t.Errorf("handler reached by %v", seen)
 	}
 }
 

@@ -83,6 +83,13 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Header.Del(PeerIdentityHeader)
+	if hasToken(r.Header["Connection"], PeerIdentityHeader) {
+		// Hop-by-hop removal would delete the identity header meshward sets
+		// below: the app would see a caller without an identity.
+		decision, rule = "deny", "connection-option"
+		httpError(sw, http.StatusBadRequest, "meshward: Connection must not name "+PeerIdentityHeader)
+		return
+	}
 	norm, err := policy.NormalizePath(requestPath(r))
 	if err != nil {
 		decision, rule = "deny", "ambiguous-path"
