@@ -282,6 +282,11 @@ func (x *h1Exchange) respond(w http.ResponseWriter) error {
 		x.res = res
 	}
 	res := x.res
+	if sw, ok := w.(*statusWriter); ok && !x.bodyBuffered() {
+		if hw, ok := sw.ResponseWriter.(*h1Response); ok {
+			defer hw.c.watchGone()()
+		}
+	}
 	dst := w.Header()
 	for k, vv := range res.Header {
 		dst[k] = vv
@@ -335,6 +340,9 @@ func (x *h1Exchange) respond(w http.ResponseWriter) error {
 // writer.
 func (x *h1Exchange) respondRaw(sw *statusWriter, w *h1Response) error {
 	br, rh := x.c.br, &x.raw
+	if !x.bodyBuffered() {
+		defer w.c.watchGone()()
+	}
 	head, _ := br.Peek(rh.size)
 	sw.code, sw.done = rh.status, true
 	w.writeRawHead(rh, head)

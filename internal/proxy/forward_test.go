@@ -276,6 +276,46 @@ func TestForwarderNoReplayOfNonIdempotent(t *testing.T) {
 	}
 }
 
+// TestForwarderClientGoneWhileStreaming: a client that leaves during a
+// streamed response (server-sent events from an app that then stays
+// silent) is noticed by both sidecars, which close the app's connection;
+// nothing waits for the app's next byte.
+func TestForwarderClientGoneWhileStreaming(t *testing.T) {
+	appDone := make(chan struct{})
+	app := newEchoApp(t, false, map[string]http.Handler{"/events": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done(): // the inbound sidecar closed the connection
+			close(appDone)
+		case <-time.After(testTimeout):
+		}
+	})})
+	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP})
+	c, err := net.Dial("tcp", m.front.UpstreamAddr("catalog").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	_, _ = io.WriteString(c, "GET /events HTTP/1.1\r\nHost: catalog\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || line != "data: one\n" {
+		t.Fatalf("first event %q, %v", line, err)
+	}
+	c.Close()
+	select {
+	case <-appDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the app's request was not cancelled after the client left")
+	}
+}
+
 // TestForwarderTruncatedBody: a response cut short by the app reaches the
 // client as an error (a 502, or a body that fails), never as a complete
 // shorter body.
