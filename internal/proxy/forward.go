@@ -63,6 +63,20 @@ func removeHopHeaders(h http.Header) {
 
 var errBadHeader = errors.New("header field contains a line break")
 
+// errClientBody: reading the caller's request body failed (it stalled past
+// the read-header deadline, or ended early). Not an upstream failure: no
+// ejection, no retry, and the caller gets 400.
+type errClientBody struct{ err error }
+
+func (e *errClientBody) Error() string { return "request body: " + e.err.Error() }
+func (e *errClientBody) Unwrap() error { return e.err }
+
+// clientBodyError reports whether err is an errClientBody.
+func clientBodyError(err error) bool {
+	var body *errClientBody
+	return errors.As(err, &body)
+}
+
 // writeRequest serializes r as HTTP/1.1 into c's buffer and flushes once.
 // Hop-by-hop headers must be gone already.
 func writeRequest(c *h1Conn, r *http.Request, host string, buf []byte) error {
@@ -123,11 +137,11 @@ func writeRequest(c *h1Conn, r *http.Request, host string, buf []byte) error {
 				break
 			}
 			if err != nil {
-				return fmt.Errorf("read request body: %w", err)
+				return &errClientBody{err: err}
 			}
 		}
 		if copied != n {
-			return fmt.Errorf("request body: %d of %d bytes", copied, n)
+			return &errClientBody{err: fmt.Errorf("%d of %d bytes", copied, n)}
 		}
 	}
 	return bw.Flush()
@@ -186,6 +200,9 @@ func (p *h1Pool) roundTripOnce(ctx context.Context, addr string, r *http.Request
 		p.put(c, false)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if clientBodyError(err) {
+			return nil, err // the caller's fault, not the upstream's
 		}
 		if netTimeout(err) {
 			return nil, fmt.Errorf("response headers: %w", context.DeadlineExceeded)

@@ -316,6 +316,26 @@ func TestForwarderClientGoneWhileStreaming(t *testing.T) {
 	}
 }
 
+// TestForwarderStalledRequestBody: a caller whose body stalls is answered
+// 400 (its fault), not 504 as if the upstream had failed.
+func TestForwarderStalledRequestBody(t *testing.T) {
+	app := newEchoApp(t, false, nil)
+	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, timeouts: Timeouts{ReadHeader: 200 * time.Millisecond}})
+	c, err := net.Dial("tcp", m.front.UpstreamAddr("catalog").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	_, _ = io.WriteString(c, "POST /x HTTP/1.1\r\nHost: catalog\r\nContent-Length: 100\r\n\r\n0123456789")
+	if code, body := readStatus(t, bufio.NewReader(c)); code != http.StatusBadRequest {
+		t.Errorf("status %d %q, want 400", code, body)
+	}
+	if seen := app.seen(); len(seen) != 0 {
+		t.Errorf("app received %v", seen)
+	}
+}
+
 // TestForwarderTruncatedBody: a response cut short by the app reaches the
 // client as an error (a 502, or a body that fails), never as a complete
 // shorter body.

@@ -148,6 +148,9 @@ func (in *inbound) forwardApp(w http.ResponseWriter, r *http.Request) (abort boo
 		p.log.Debug("app request failed", slog.Any(observe.KeyError, err))
 		switch {
 		case r.Context().Err() != nil:
+		case clientBodyError(err):
+			w.Header().Set("Connection", "close")
+			httpError(w, http.StatusBadRequest, "meshward: incomplete request body")
 		case errors.Is(err, context.DeadlineExceeded):
 			httpError(w, http.StatusGatewayTimeout, "meshward: application did not answer in time")
 		default:

@@ -253,6 +253,11 @@ func (o *outListener) forwardH1(w http.ResponseWriter, r *http.Request, u *upstr
 		if r.Context().Err() != nil {
 			return true, false
 		}
+		if clientBodyError(err) {
+			w.Header().Set("Connection", "close")
+			httpError(w, http.StatusBadRequest, "meshward: incomplete request body")
+			return true, false
+		}
 		ep.eject(p.now(), p.cfg.Timeouts.Eject)
 		p.log.Debug("endpoint ejected", slog.String(observe.KeyService, u.service), slog.String(observe.KeyAddr, ep.addr),
 			slog.Any(observe.KeyError, err))
