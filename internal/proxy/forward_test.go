@@ -147,7 +147,29 @@ func rawApp(t *testing.T, resp string, closeAfter bool) (addr string, conns *ato
 // one response without saying so: requests with and without a body still
 // succeed on fresh connections.
 func TestForwarderStaleConnection(t *testing.T) {
-	addr, conns := rawApp(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true)
+	// The app closes each connection right after its response and says so
+	// on closed; the test sends the next request only then. (A request
+	// that meets the connection between the response and the close is a
+	// race no client can win for a POST: it is not replayed.)
+	closed := make(chan struct{}, 16)
+	addr, conns := serveTCP(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		_ = c.Close()
+		closed <- struct{}{}
+	})
+	waitClosed := func() {
+		t.Helper()
+		select {
+		case <-closed:
+		case <-time.After(testTimeout):
+			t.Fatal("the app did not close its connection")
+		}
+	}
 	m := newMesh(t, meshOpts{appAddr: addr, appProto: ProtocolHTTP})
 	c := &http.Client{Timeout: testTimeout}
 	for i := range 3 {
@@ -155,6 +177,7 @@ func TestForwarderStaleConnection(t *testing.T) {
 		if res.StatusCode != http.StatusOK || body != "ok" {
 			t.Fatalf("GET %d: %d %q", i, res.StatusCode, body)
 		}
+		waitClosed()
 		res, err := c.Post(m.outURL("/s"), "text/plain", strings.NewReader("x"))
 		if err != nil {
 			t.Fatal(err)
@@ -163,6 +186,7 @@ func TestForwarderStaleConnection(t *testing.T) {
 		if res.StatusCode != http.StatusOK {
 			t.Fatalf("POST %d: %d", i, res.StatusCode)
 		}
+		waitClosed()
 	}
 	if got := conns.Load(); got != 6 {
 		t.Errorf("app connections %d, want 6", got)
