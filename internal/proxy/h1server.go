@@ -357,13 +357,11 @@ func bodyLength(h []byte) (int, bool) {
 		rest = rest[eol+1:]
 		colon := bytes.IndexByte(line, ':')
 		if colon > 0 && asciiEqualFold(line[:colon], "content-length") {
-			v := bytes.Trim(line[colon+1:], " \t")
-			if !smallDecimal(v) {
+			v, ok := parseLength(bytes.Trim(line[colon+1:], " \t"))
+			if !ok || v > maxFastBody {
 				return 0, false
 			}
-			for _, c := range v {
-				n = n*10 + int(c-'0')
-			}
+			n = int(v)
 		}
 	}
 	return n, true
@@ -439,19 +437,10 @@ func fastHead(h []byte, h2cPossible bool) bool {
 	return hosts == 1 && lengths <= 1
 }
 
-// smallDecimal: 1 to 5 ASCII digits whose value is at most maxFastBody.
+// smallDecimal: a Content-Length value of at most maxFastBody.
 func smallDecimal(v []byte) bool {
-	if len(v) == 0 || len(v) > 5 {
-		return false
-	}
-	n := 0
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n <= maxFastBody
+	n, ok := parseLength(v)
+	return ok && n <= maxFastBody
 }
 
 func asciiEqualFold(b []byte, lower string) bool {
