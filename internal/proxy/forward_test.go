@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"meshward.dev/meshward/internal/mtls"
 )
 
 func gauge(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
@@ -345,14 +342,7 @@ func TestForwarderClientGoneWhileStreaming(t *testing.T) {
 func TestForwarderStalledRequestBody(t *testing.T) {
 	app := newEchoApp(t, false, nil)
 	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, timeouts: Timeouts{ReadHeader: 200 * time.Millisecond}})
-	c, err := net.Dial("tcp", m.front.UpstreamAddr("catalog").String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(testTimeout))
-	_, _ = io.WriteString(c, "POST /x HTTP/1.1\r\nHost: catalog\r\nContent-Length: 100\r\n\r\n0123456789")
-	if code, body := readStatus(t, bufio.NewReader(c)); code != http.StatusBadRequest {
+	if code, body := m.outboundRaw(t, "POST /x HTTP/1.1\r\nHost: catalog\r\nContent-Length: 100\r\n\r\n0123456789"); code != http.StatusBadRequest {
 		t.Errorf("status %d %q, want 400", code, body)
 	}
 	if seen := app.seen(); len(seen) != 0 {
@@ -433,14 +423,7 @@ func TestForwarderResponseHeaderTimeout(t *testing.T) {
 	}
 	// The inbound sidecar bounds its wait for the app by itself: its HTTP/1.1
 	// loop would not notice a caller that gave up.
-	c, err := tls.Dial("tcp", m.cat.InboundAddr().String(), sidecarTLS(t, m.ca, frontendID, mtls.ALPNHTTP1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(testTimeout))
-	_, _ = io.WriteString(c, "GET /hang HTTP/1.1\r\nHost: catalog\r\n\r\n")
-	if code, body := readStatus(t, bufio.NewReader(c)); code != http.StatusGatewayTimeout || !strings.Contains(body, "did not answer in time") {
+	if code, body := m.inboundRaw(t, "GET /hang HTTP/1.1\r\nHost: catalog\r\n\r\n"); code != http.StatusGatewayTimeout || !strings.Contains(body, "did not answer in time") {
 		t.Errorf("inbound: %d %q, want 504", code, body)
 	}
 }

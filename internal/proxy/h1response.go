@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"net/http"
 	"strconv"
 	"strings"
@@ -356,12 +357,7 @@ func (w *h1Response) writeTrailers() {
 	}
 }
 
-type stringWriter interface {
-	WriteString(string) (int, error)
-	Write([]byte) (int, error)
-}
-
-func writeStatusLine(bw stringWriter, code int) {
+func writeStatusLine(bw *bufio.Writer, code int) {
 	_, _ = bw.WriteString("HTTP/1.1 ")
 	var tmp [8]byte
 	_, _ = bw.Write(strconv.AppendInt(tmp[:0], int64(code), 10))

@@ -141,10 +141,11 @@ func (c *h1ServerConn) loop() (handedOff bool) {
 		if !c.state.CompareAndSwap(h1Idle, h1Active) {
 			return false // shutdown closed it
 		}
-		if !first && !headBuffered(c.br) {
-			// The rest of the head must come within the read-header
-			// timeout. (The usual request arrives whole in one read and
-			// needs no new deadline; the first one has it already.)
+		// What is still to come of the request (its head, then its body)
+		// must come within the read-header timeout. The usual request
+		// arrives whole in one read and needs no new deadline; the first
+		// one has it already.
+		if buf, _ := c.br.Peek(c.br.Buffered()); !first && headEnd(buf, 0) < 0 {
 			_ = c.g.SetReadDeadline(time.Now().Add(s.readHeader))
 		}
 		head, err := peekHead(c.br, s.maxHeader)
@@ -154,8 +155,15 @@ func (c *h1ServerConn) loop() (handedOff bool) {
 			}
 			return false
 		}
-		if err != nil || !fastHead(head, first && s.allowH2C) {
+		bodyLen, fast := 0, false
+		if err == nil {
+			bodyLen, fast = fastHead(head, first && s.allowH2C)
+		}
+		if !fast {
 			return c.handOff()
+		}
+		if !first && len(head)+bodyLen > c.br.Buffered() {
+			_ = c.g.SetReadDeadline(time.Now().Add(s.readHeader))
 		}
 		first, crlf, armed = false, 0, false
 		if !c.serveOne() {
@@ -331,42 +339,6 @@ func headEnd(b []byte, from int) int {
 	}
 }
 
-// headBuffered reports whether a whole request head, and its body when
-// it has a short Content-Length, is already in br.
-func headBuffered(br *bufio.Reader) bool {
-	buf, _ := br.Peek(br.Buffered())
-	end := headEnd(buf, 0)
-	if end < 0 {
-		return false
-	}
-	// A body still to come is read under the read-header deadline too.
-	n, ok := bodyLength(buf[:end])
-	return ok && end+n <= len(buf)
-}
-
-// bodyLength is the Content-Length a head declares (0 without one); ok is
-// false when it cannot tell (the classifier decides what happens then).
-func bodyLength(h []byte) (int, bool) {
-	n := 0
-	for rest := h; len(rest) > 0; {
-		eol := bytes.IndexByte(rest, '\n')
-		if eol < 0 {
-			return 0, false
-		}
-		line := bytes.TrimSuffix(rest[:eol], []byte("\r"))
-		rest = rest[eol+1:]
-		colon := bytes.IndexByte(line, ':')
-		if colon > 0 && asciiEqualFold(line[:colon], "content-length") {
-			v, ok := parseLength(bytes.Trim(line[colon+1:], " \t"))
-			if !ok || v > maxFastBody {
-				return 0, false
-			}
-			n = int(v)
-		}
-	}
-	return n, true
-}
-
 // skipLeadingCRLF drops the buffered CR or LF bytes before a request line
 // (RFC 9112 2.2 tolerance for clients that add CRLF after a body) and
 // returns how many; the caller tolerates 4, as net/http does.
@@ -380,45 +352,43 @@ func skipLeadingCRLF(br *bufio.Reader) int {
 	return n
 }
 
-// fastHead reports whether the loop takes the request whose head is h.
-// It is a conservative filter, not a parser: a false "no" only costs
-// speed (net/http takes the request), and a request it lets through is
-// checked again after http.ReadRequest parsed it (checkFastRequest).
-func fastHead(h []byte, h2cPossible bool) bool {
+// fastHead reports whether the loop takes the request whose head is h,
+// and the length of its body. It is a conservative filter, not a parser: a
+// false "no" only costs speed (net/http takes the request), and a request
+// it lets through is checked again after http.ReadRequest parsed it
+// (checkFastRequest).
+func fastHead(h []byte, h2cPossible bool) (bodyLen int, ok bool) {
 	if h2cPossible && bytes.HasPrefix(h, h2Preface[:4]) {
-		return false
+		return 0, false
 	}
-	eol := bytes.IndexByte(h, '\n')
-	if eol < 0 {
-		return false
+	line, rest, found := cutLine(h)
+	if !found {
+		return 0, false
 	}
-	line := bytes.TrimSuffix(h[:eol], []byte("\r"))
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 || sp+1 >= len(line) || line[sp+1] != '/' { // origin form only
-		return false
+		return 0, false
 	}
 	if string(line[:sp]) == http.MethodConnect || string(line[:sp]) == "PRI" {
-		return false
+		return 0, false
 	}
 	if !bytes.HasSuffix(line, []byte(" HTTP/1.1")) && !bytes.HasSuffix(line, []byte(" HTTP/1.0")) {
-		return false
+		return 0, false
 	}
 	hosts, lengths := 0, 0
-	for rest := h[eol+1:]; len(rest) > 0; {
-		eol = bytes.IndexByte(rest, '\n')
-		if eol < 0 {
-			return false
+	for len(rest) > 0 {
+		if line, rest, found = cutLine(rest); !found {
+			return 0, false
 		}
-		line, rest = bytes.TrimSuffix(rest[:eol], []byte("\r")), rest[eol+1:]
 		if len(line) == 0 {
 			break // the empty line ends the head
 		}
 		if line[0] == ' ' || line[0] == '\t' { // obs-fold
-			return false
+			return 0, false
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return false
+			return 0, false
 		}
 		name, value := line[:colon], bytes.Trim(line[colon+1:], " \t")
 		switch {
@@ -426,21 +396,17 @@ func fastHead(h []byte, h2cPossible bool) bool {
 			hosts++
 		case asciiEqualFold(name, "content-length"):
 			lengths++
-			if !smallDecimal(value) {
-				return false
+			n, ok := parseLength(value)
+			if !ok || n > maxFastBody {
+				return 0, false
 			}
+			bodyLen = int(n)
 		case asciiEqualFold(name, "transfer-encoding"), asciiEqualFold(name, "upgrade"),
 			asciiEqualFold(name, "expect"), asciiEqualFold(name, "te"):
-			return false
+			return 0, false
 		}
 	}
-	return hosts == 1 && lengths <= 1
-}
-
-// smallDecimal: a Content-Length value of at most maxFastBody.
-func smallDecimal(v []byte) bool {
-	n, ok := parseLength(v)
-	return ok && n <= maxFastBody
+	return bodyLen, hosts == 1 && lengths <= 1
 }
 
 func asciiEqualFold(b []byte, lower string) bool {

@@ -396,6 +396,22 @@ func TestH1ServerLimits(t *testing.T) {
 	}
 }
 
+// TestH1ServerSlowBodyOnKeepAlive: on a connection that already served a
+// request, a body that stops coming is cut at the read-header timeout too,
+// not held for the idle timeout.
+func TestH1ServerSlowBodyOnKeepAlive(t *testing.T) {
+	hh := startH1(t, testHandler, Timeouts{ReadHeader: 100 * time.Millisecond}, Limits{}, false)
+	c, br := hh.dial(t)
+	_, _ = io.WriteString(c, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n")
+	mustRead(t, br, "GET")
+	start := time.Now()
+	_, _ = io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123")
+	_, _ = io.ReadAll(br) // whatever the handler answered, then the close
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("connection held %v for a stalled body; the read-header timeout is 100ms", d)
+	}
+}
+
 // TestH1ServerAbort: a handler that aborts leaves a short body and a
 // closed connection, never a response that looks whole.
 func TestH1ServerAbort(t *testing.T) {
@@ -466,7 +482,11 @@ func FuzzFastHead(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		end := headEnd(data, 0)
-		if end < 0 || !fastHead(data[:end], true) {
+		if end < 0 {
+			return
+		}
+		bodyLen, fast := fastHead(data[:end], true)
+		if !fast {
 			return
 		}
 		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data)))
@@ -476,6 +496,9 @@ func FuzzFastHead(f *testing.F) {
 		if len(req.TransferEncoding) > 0 || req.ContentLength < 0 || req.ContentLength > maxFastBody ||
 			req.Header["Upgrade"] != nil || req.Header["Expect"] != nil || req.ProtoMajor != 1 || req.Method == http.MethodConnect {
 			t.Fatalf("classifier let through %q: te=%v cl=%d", data[:end], req.TransferEncoding, req.ContentLength)
+		}
+		if int64(bodyLen) != req.ContentLength {
+			t.Fatalf("classifier body length %d, ReadRequest %d for %q", bodyLen, req.ContentLength, data[:end])
 		}
 	})
 }

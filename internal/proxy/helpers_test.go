@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -127,6 +128,46 @@ func upstreamProto(p Protocol) Protocol {
 }
 
 // outURL is the frontend app's plaintext URL for catalog.
+// rawRoundTrip writes req as raw bytes on a fresh connection from dial
+// and reads the status and body of the answer.
+func rawRoundTrip(t *testing.T, dial func() (net.Conn, error), req string) (int, string) {
+	t.Helper()
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// inboundRaw sends req to the catalog sidecar's inbound port over mTLS
+// as frontend (ALPN http/1.1).
+func (m *mesh) inboundRaw(t *testing.T, req string) (int, string) {
+	t.Helper()
+	return rawRoundTrip(t, func() (net.Conn, error) {
+		return tls.Dial("tcp", m.cat.InboundAddr().String(), sidecarTLS(t, m.ca, frontendID, mtls.ALPNHTTP1))
+	}, req)
+}
+
+// outboundRaw sends req in plaintext to the frontend sidecar's catalog
+// listener.
+func (m *mesh) outboundRaw(t *testing.T, req string) (int, string) {
+	t.Helper()
+	return rawRoundTrip(t, func() (net.Conn, error) {
+		return net.Dial("tcp", m.front.UpstreamAddr("catalog").String())
+	}, req)
+}
+
 func (m *mesh) outURL(path string) string {
 	return "http://" + m.front.UpstreamAddr("catalog").String() + path
 }

@@ -165,22 +165,13 @@ func TestSpoofedIdentityFromPeer(t *testing.T) {
 	}
 }
 
-// TestRequestSmuggling sends conflicting Content-Length/Transfer-Encoding as
-// raw bytes: on the app's plaintext outbound listener and on a real inbound
-// mTLS connection. Both must answer 400, close, and forward nothing.
 // TestConnectionNamingIdentityHeader: a caller cannot make hop-by-hop
 // removal strip the identity header meshward sets for the app.
 func TestConnectionNamingIdentityHeader(t *testing.T) {
 	app := newEchoApp(t, false, nil)
 	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP})
-	c, err := tls.Dial("tcp", m.cat.InboundAddr().String(), sidecarTLS(t, m.ca, frontendID, mtls.ALPNHTTP1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(testTimeout))
-	_, _ = io.WriteString(c, "GET /who HTTP/1.1\r\nHost: catalog\r\nConnection: keep-alive, x-meshward-peer-identity\r\n\r\n")
-	if code, body := readStatus(t, bufio.NewReader(c)); code != http.StatusBadRequest {
+	code, body := m.inboundRaw(t, "GET /who HTTP/1.1\r\nHost: catalog\r\nConnection: keep-alive, x-meshward-peer-identity\r\n\r\n")
+	if code != http.StatusBadRequest {
 		t.Errorf("status %d %q, want 400", code, body)
 	}
 	if seen := app.seen(); len(seen) != 0 {
@@ -188,6 +179,9 @@ func TestConnectionNamingIdentityHeader(t *testing.T) {
 	}
 }
 
+// TestRequestSmuggling sends conflicting Content-Length/Transfer-Encoding as
+// raw bytes: on the app's plaintext outbound listener and on a real inbound
+// mTLS connection. Both must answer 400, close, and forward nothing.
 func TestRequestSmuggling(t *testing.T) {
 	app := newEchoApp(t, false, nil)
 	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP})
