@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -147,6 +148,87 @@ func writeRequest(c *h1Conn, r *http.Request, host string, buf []byte) error {
 	return bw.Flush()
 }
 
+// send writes r to c (writeRequest with a pooled copy buffer).
+func (c *h1Conn) send(r *http.Request, host string) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return writeRequest(c, r, host, *bp)
+}
+
+// cutHook makes the end of a request's context cut its upstream exchange
+// (cut sets a past deadline on the pooled connection): through the fast
+// loop's per-connection cutSlot when the request carries that loop's
+// context, else with a context.AfterFunc (none for a context that never
+// ends). The slot saves two allocations and a registration in the
+// parent context per request.
+type cutHook struct {
+	slot *cutSlot
+	stop func() bool
+}
+
+func hookCut(ctx context.Context, cut func()) cutHook {
+	if s, ok := ctx.Value(cutSlotKey{}).(*cutSlot); ok && s.ctx == ctx {
+		s.set(cut)
+		return cutHook{slot: s}
+	}
+	if ctx.Done() == nil {
+		return cutHook{}
+	}
+	return cutHook{stop: context.AfterFunc(ctx, cut)}
+}
+
+// release unregisters the hook; false means it fired (or is firing): the
+// exchange was cut and its connection must not be reused.
+func (h cutHook) release() bool {
+	switch {
+	case h.slot != nil:
+		return h.slot.clear()
+	case h.stop != nil:
+		return h.stop()
+	}
+	return true
+}
+
+// cutSlot is a fast-loop connection's one cancellation hook (set up once
+// per connection), lent to the exchange of its current request. Requests
+// on one connection are served one at a time, so one slot suffices.
+type cutSlot struct {
+	ctx   context.Context // the connection's request context, which fires it
+	mu    sync.Mutex
+	fired bool
+	cut   func()
+}
+
+type cutSlotKey struct{}
+
+// fire runs when ctx ends: it cuts the current exchange, if any, and
+// every later one at once.
+func (s *cutSlot) fire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fired = true
+	if s.cut != nil {
+		s.cut()
+	}
+}
+
+func (s *cutSlot) set(cut func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fired {
+		cut()
+		return
+	}
+	s.cut = cut
+}
+
+func (s *cutSlot) clear() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cut = nil
+	return !s.fired
+}
+
 // validField: no CR, LF or NUL (net/http's parser already refuses them in
 // what clients send; this guards values meshward itself set).
 func validField(s string) bool {
@@ -162,7 +244,7 @@ type h1Exchange struct {
 	req  *http.Request
 	res  *http.Response
 	raw  respHead
-	stop func() bool // unregisters the cancellation hook; false if it fired
+	hook cutHook // the cancellation hook of the request's context
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -174,6 +256,11 @@ type errStale struct{ err error }
 func (e *errStale) Error() string { return "stale keep-alive connection: " + e.err.Error() }
 func (e *errStale) Unwrap() error { return e.err }
 
+func isStale(err error) bool {
+	var stale *errStale
+	return errors.As(err, &stale)
+}
+
 // roundTrip sends r to addr over the pool and reads the response head.
 // headerTimeout > 0 bounds the wait for the response head (504).
 // A request without a body that failed on a stale reused connection is
@@ -181,8 +268,7 @@ func (e *errStale) Unwrap() error { return e.err }
 func (p *h1Pool) roundTrip(ctx context.Context, addr string, r *http.Request, host string, headerTimeout time.Duration) (*h1Exchange, error) {
 	for attempt := 0; ; attempt++ {
 		x, err := p.roundTripOnce(ctx, addr, r, host, headerTimeout)
-		var stale *errStale
-		if errors.As(err, &stale) && attempt == 0 && retryable(r) && ctx.Err() == nil {
+		if err != nil && attempt == 0 && isStale(err) && retryable(r) && ctx.Err() == nil {
 			continue
 		}
 		return x, err
@@ -194,9 +280,9 @@ func (p *h1Pool) roundTripOnce(ctx context.Context, addr string, r *http.Request
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+	hook := hookCut(ctx, c.abort)
 	fail := func(err error) (*h1Exchange, error) {
-		stop()
+		hook.release()
 		p.put(c, false)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -215,15 +301,11 @@ func (p *h1Pool) roundTripOnce(ctx context.Context, addr string, r *http.Request
 	if headerTimeout > 0 {
 		_ = c.SetDeadline(time.Now().Add(headerTimeout))
 	}
-	err = c.sendThenAwait(func() error {
-		bp := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(bp)
-		return writeRequest(c, r, host, *bp)
-	})
+	err = c.sendThenAwait(r, host)
 	if err != nil {
 		return fail(err)
 	}
-	x := &h1Exchange{pool: p, c: c, req: r, stop: stop}
+	x := &h1Exchange{pool: p, c: c, req: r, hook: hook}
 	c.lim.n = maxResponseHead
 	defer func() { c.lim.n = -1 }() // the body is not limited
 	raw, ok, err := peekResponseHead(c.br, r.Method)
@@ -339,7 +421,7 @@ func (x *h1Exchange) respond(w http.ResponseWriter) error {
 	for k, vv := range res.Trailer {
 		dst[http.TrailerPrefix+k] = vv
 	}
-	fired := !x.stop()
+	fired := !x.hook.release()
 	reusable := werr == nil && rerr == nil && !fired && !res.Close
 	if !reusable {
 		_ = res.Body.Close()
@@ -376,7 +458,7 @@ func (x *h1Exchange) respondRaw(sw *statusWriter, w *h1Response) error {
 		_, _ = br.Discard(len(b))
 		n -= int64(len(b))
 	}
-	fired := !x.stop()
+	fired := !x.hook.release()
 	x.pool.put(x.c, rerr == nil && w.err == nil && !fired && !rh.close)
 	x.c = nil
 	if rerr != nil {
@@ -387,7 +469,7 @@ func (x *h1Exchange) respondRaw(sw *statusWriter, w *h1Response) error {
 
 // discard ends an exchange whose response is not sent on.
 func (x *h1Exchange) discard() {
-	x.stop()
+	x.hook.release()
 	x.pool.put(x.c, false)
 }
 

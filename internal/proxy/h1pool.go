@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -44,6 +46,20 @@ type h1Conn struct {
 	idleAt time.Time
 	reused bool        // served a request before
 	lim    readLimiter // what br reads from: bounds a response head
+
+	// Set once at dial, so that a request allocates none of them: the
+	// poller handle of raw (nil without one), and the callbacks bound to c.
+	rc    syscall.RawConn
+	await func(fd uintptr) bool // sendThenAwait's poller callback
+	abort func()                // the cancellation hook: fail the exchange now
+
+	// The request sendThenAwait is writing (valid during the call only).
+	out struct {
+		r    *http.Request
+		host string
+		sent bool
+		err  error
+	}
 }
 
 // Limits of what an upstream may send before its response head is
@@ -138,6 +154,11 @@ func (p *h1Pool) get(ctx context.Context, addr string, peek bool) (*h1Conn, erro
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.raw = tc.NetConn()
 	}
+	if sc, ok := c.raw.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
+	c.await = c.awaitStep
+	c.abort = func() { _ = c.SetDeadline(aLongTimeAgo) }
 	c.lim = readLimiter{r: c.Conn, n: -1}
 	c.br = h1Readers.Get().(*bufio.Reader)
 	c.br.Reset(&c.lim)

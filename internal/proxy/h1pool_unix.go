@@ -2,23 +2,21 @@
 
 package proxy
 
-import "syscall"
+import (
+	"net/http"
+	"syscall"
+)
 
 // alive peeks at the socket without blocking: an idle HTTP/1.1 connection
 // has nothing to read, so EOF (the peer closed it) or unexpected bytes
 // (a TLS close_notify, a stray response) mean it must not be reused.
 func (c *h1Conn) alive() bool {
-	sc, ok := c.raw.(syscall.Conn)
-	if !ok {
+	if c.rc == nil {
 		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
 	}
 	live := false
 	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
+	err := c.rc.Read(func(fd uintptr) bool {
 		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		_ = n
 		live = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK //nolint:errorlint // raw errno
@@ -27,10 +25,10 @@ func (c *h1Conn) alive() bool {
 	return err == nil && live
 }
 
-// sendThenAwait writes a request with send and returns once the
-// connection has something to read (or its deadline passed, or it
-// failed), so that the read which follows finds the response instead of
-// first making a read system call that finds nothing (EAGAIN) before
+// sendThenAwait writes the request r (with writeRequest) and returns
+// once the connection has something to read (or its deadline passed, or
+// it failed), so that the read which follows finds the response instead
+// of first making a read system call that finds nothing (EAGAIN) before
 // parking: one system call less per request on each leg.
 //
 // It is safe because the wait begins before the request is written:
@@ -41,31 +39,34 @@ func (c *h1Conn) alive() bool {
 // session ticket, a stray response) are still read afterwards, as before.
 // A peer that never answers is cut by the response-header deadline the
 // caller has set. Bytes already buffered above the socket make waiting
-// pointless: then send runs alone.
-func (c *h1Conn) sendThenAwait(send func() error) error {
-	sc, ok := c.raw.(syscall.Conn)
-	if !ok || c.br.Buffered() > 0 {
-		return send()
+// pointless: then the request is only written.
+func (c *h1Conn) sendThenAwait(r *http.Request, host string) error {
+	if c.rc == nil || c.br.Buffered() > 0 {
+		return c.send(r, host)
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return send()
-	}
-	sent := false
-	var serr error
-	err = rc.Read(func(uintptr) bool {
-		if sent {
-			return true // readable (or woken for an error the next read reports)
-		}
-		sent = true
-		serr = send()
-		return serr != nil
-	})
+	o := &c.out
+	o.r, o.host, o.sent, o.err = r, host, false, nil
+	err := c.rc.Read(c.await)
+	sent, serr := o.sent, o.err
+	o.r, o.err = nil, nil
 	if serr != nil {
 		return serr
 	}
 	if err != nil && !sent {
-		return send() // the poller refused to wait (e.g. no deadline support): plain path
+		return c.send(r, host) // the poller refused to wait (e.g. no deadline support): plain path
 	}
 	return err
+}
+
+// awaitStep is sendThenAwait's poller callback: the first call writes the
+// request and asks to wait; the next means readable (or woken for an
+// error the next read reports).
+func (c *h1Conn) awaitStep(uintptr) bool {
+	o := &c.out
+	if o.sent {
+		return true
+	}
+	o.sent = true
+	o.err = c.send(o.r, o.host)
+	return o.err != nil
 }

@@ -265,8 +265,7 @@ func (w *h1Response) endHead(date bool) {
 	switch {
 	case w.length >= 0 && (!w.noBody || w.req.Method == http.MethodHead):
 		_, _ = bw.WriteString("Content-Length: ")
-		var tmp [20]byte
-		_, _ = bw.Write(strconv.AppendInt(tmp[:0], w.length, 10))
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.length, 10))
 		_, _ = bw.WriteString("\r\n")
 	case w.chunked:
 		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
@@ -359,8 +358,7 @@ func (w *h1Response) writeTrailers() {
 
 func writeStatusLine(bw *bufio.Writer, code int) {
 	_, _ = bw.WriteString("HTTP/1.1 ")
-	var tmp [8]byte
-	_, _ = bw.Write(strconv.AppendInt(tmp[:0], int64(code), 10))
+	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	_, _ = bw.WriteString(" ")
 	text := http.StatusText(code)
 	if text == "" {

@@ -74,6 +74,7 @@ type h1ServerConn struct {
 	remote string
 	state  atomic.Int32
 	res    h1Response
+	slot   cutSlot // cuts the upstream exchange when ctx ends (forward.go)
 }
 
 func newH1Server(handler http.HandlerFunc, fallback *chanListener, to Timeouts, lim Limits, allowH2C bool, onLimit func(string), log *slog.Logger) *h1Server {
@@ -93,7 +94,10 @@ func (s *h1Server) serve(ctx context.Context, g *guardConn) {
 	c.br.Reset(g)
 	c.bw = h1Writers.Get().(*bufio.Writer)
 	c.bw.Reset(g)
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	cctx, cancel := context.WithCancel(ctx)
+	c.ctx, c.cancel = context.WithValue(cctx, cutSlotKey{}, &c.slot), cancel
+	c.slot.ctx = c.ctx
+	context.AfterFunc(c.ctx, c.slot.fire)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
