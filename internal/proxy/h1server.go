@@ -74,7 +74,8 @@ type h1ServerConn struct {
 	remote string
 	state  atomic.Int32
 	res    h1Response
-	slot   cutSlot // cuts the upstream exchange when ctx ends (forward.go)
+	slot   cutSlot       // cuts the upstream exchange when ctx ends (forward.go)
+	tmpl   *http.Request // empty but for ctx: what parseRequest starts from
 }
 
 func newH1Server(handler http.HandlerFunc, fallback *chanListener, to Timeouts, lim Limits, allowH2C bool, onLimit func(string), log *slog.Logger) *h1Server {
@@ -98,6 +99,7 @@ func (s *h1Server) serve(ctx context.Context, g *guardConn) {
 	c.ctx, c.cancel = context.WithValue(cctx, cutSlotKey{}, &c.slot), cancel
 	c.slot.ctx = c.ctx
 	context.AfterFunc(c.ctx, c.slot.fire)
+	c.tmpl = (&http.Request{}).WithContext(c.ctx)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
@@ -170,7 +172,7 @@ func (c *h1ServerConn) loop() (handedOff bool) {
 			_ = c.g.SetReadDeadline(time.Now().Add(s.readHeader))
 		}
 		first, crlf, armed = false, 0, false
-		if !c.serveOne() {
+		if !c.serveOne(head, bodyLen) {
 			return false
 		}
 		c.state.Store(h1Idle)
@@ -180,19 +182,26 @@ func (c *h1ServerConn) loop() (handedOff bool) {
 	}
 }
 
-// serveOne parses, checks and answers one request; false closes the
-// connection.
-func (c *h1ServerConn) serveOne() (keep bool) {
-	req, err := http.ReadRequest(c.br)
-	if err != nil {
-		c.badRequest("malformed request")
-		return false
+// serveOne parses, checks and answers one request (its head, which
+// fastHead took, is head); false closes the connection. parseRequest
+// (h1request.go) takes the usual head; what it declines takes
+// http.ReadRequest and checkFastRequest.
+func (c *h1ServerConn) serveOne(head []byte, bodyLen int) (keep bool) {
+	req, ok := parseRequest(c.tmpl, head, bodyLen, c.br)
+	if ok {
+		_, _ = c.br.Discard(len(head))
+	} else {
+		var err error
+		if req, err = http.ReadRequest(c.br); err != nil {
+			c.badRequest("malformed request")
+			return false
+		}
+		if msg := checkFastRequest(req); msg != "" {
+			c.badRequest(msg)
+			return false
+		}
+		req = req.WithContext(c.ctx)
 	}
-	if msg := checkFastRequest(req); msg != "" {
-		c.badRequest(msg)
-		return false
-	}
-	req = req.WithContext(c.ctx)
 	req.RemoteAddr = c.remote
 	w := &c.res
 	w.reset(c, req)

@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"maps"
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+// requestSeeds are heads both parsers see: the common shapes and the
+// corners where they must agree or parseRequest must decline.
+var requestSeeds = []string{
+	"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /api/products?limit=5&sort=name HTTP/1.1\r\nHost: catalog:8080\r\nUser-Agent: fortio.org/fortio-1.66.5\r\nAccept: */*\r\n\r\n",
+	"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\nabc",
+	"GET / HTTP/1.0\nHost: a\n\n",
+	"GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+	"GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+	"GET / HTTP/1.1\r\nhOsT: a\r\ncontent-LENGTH: 1\r\nx-a: 1\r\nX-A: 2\r\nx-b:\r\n\r\nx",
+	"GET /a? HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /a?? HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /a?b?c HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET //x/../y;p=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /a%2Fb HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /a!b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /?q=%zz#f HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nTrailer: X\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX: \t v \t\r\n\r\n",
+	"get / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"M-SEARCH * HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nH: 8\r\nI: 9\r\nJ: 10\r\nK: 11\r\nL: 12\r\nA: 13\r\n\r\n",
+}
+
+// FuzzParseRequest: whatever parseRequest accepts, http.ReadRequest parses
+// to the same request (method, target, URL, version, fields, Host,
+// keep-alive, body) and the fast loop's own checks (checkFastRequest)
+// pass; what it declines still goes to http.ReadRequest, so declining is
+// always safe.
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range requestSeeds {
+		f.Add([]byte(s))
+	}
+	tmpl := (&http.Request{}).WithContext(context.Background())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		end := headEnd(data, 0)
+		if end < 0 {
+			return
+		}
+		bodyLen, fast := fastHead(data[:end], false)
+		if !fast {
+			return
+		}
+		br := bufio.NewReader(bytes.NewReader(data))
+		head, err := peekHead(br, 8<<10)
+		if err != nil {
+			return
+		}
+		got, ok := parseRequest(tmpl, head, bodyLen, br)
+		if !ok {
+			return
+		}
+		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data)))
+		if err != nil {
+			t.Fatalf("parseRequest took what http.ReadRequest refuses (%v): %q", err, data[:end])
+		}
+		if msg := checkFastRequest(got); msg != "" {
+			t.Fatalf("parseRequest took what the loop refuses (%s): %q", msg, data[:end])
+		}
+		sameRequest(t, got, want, data[:end])
+		_, _ = br.Discard(len(head))
+		gotBody, gerr := io.ReadAll(got.Body)
+		wantBody, werr := io.ReadAll(want.Body)
+		if !bytes.Equal(gotBody, wantBody) || (gerr == nil) != (werr == nil) {
+			t.Fatalf("body %q (%v), ReadRequest %q (%v) for %q", gotBody, gerr, wantBody, werr, data)
+		}
+	})
+}
+
+func sameRequest(t *testing.T, got, want *http.Request, head []byte) {
+	t.Helper()
+	type view struct {
+		Method, RequestURI, Proto, Host string
+		Major, Minor                    int
+		URL                             string
+		Path, RawPath, RawQuery         string
+		ForceQuery                      bool
+		Close                           bool
+		ContentLength                   int64
+		NoBody                          bool
+		Header                          http.Header
+		TE, Trailer                     any
+	}
+	v := func(r *http.Request) view {
+		return view{r.Method, r.RequestURI, r.Proto, r.Host, r.ProtoMajor, r.ProtoMinor, r.URL.String(),
+			r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.URL.ForceQuery, r.Close, r.ContentLength,
+			r.Body == http.NoBody, maps.Clone(r.Header), len(r.TransferEncoding), len(r.Trailer)}
+	}
+	if g, w := v(got), v(want); !reflect.DeepEqual(g, w) {
+		t.Fatalf("parseRequest differs from http.ReadRequest for %q:\n got  %+v\n want %+v", head, g, w)
+	}
+}
+
+// TestParseRequest: the seeds that must take the fast parser do, the ones
+// it must leave to http.ReadRequest are declined, and the requests agree.
+func TestParseRequest(t *testing.T) {
+	declined := map[string]bool{
+		"GET /a%2Fb HTTP/1.1\r\nHost: a\r\n\r\n":                true, // escapes: url.URL decides
+		"GET /a!b HTTP/1.1\r\nHost: a\r\n\r\n":                  true, // url.URL would escape '!'
+		"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n":                  true,
+		"GET /?q=%zz#f HTTP/1.1\r\nHost: a\r\n\r\n":             false,
+		"GET / HTTP/1.1\r\nHost: a b\r\n\r\n":                   true, // invalid Host: the old path answers 400
+		"GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\n\r\n": true,
+		"GET / HTTP/1.1\r\nHost: a\r\nTrailer: X\r\n\r\n":       true,
+		"GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n":   false,
+		"M-SEARCH * HTTP/1.1\r\nHost: a\r\n\r\n":                true, // not origin form
+	}
+	tmpl := (&http.Request{}).WithContext(context.WithValue(context.Background(), cutSlotKey{}, "conn"))
+	for _, s := range requestSeeds {
+		data := []byte(s)
+		end := headEnd(data, 0)
+		bodyLen, fast := fastHead(data[:end], false)
+		var ok bool
+		var got *http.Request
+		if fast {
+			got, ok = parseRequest(tmpl, data[:end], bodyLen, bufio.NewReader(bytes.NewReader(data[end:])))
+		}
+		if ok == declined[s] {
+			t.Errorf("parseRequest(%q): ok=%v", s, ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data)))
+		if err != nil {
+			t.Fatalf("ReadRequest(%q): %v", s, err)
+		}
+		sameRequest(t, got, want, data[:end])
+		if got.Context().Value(cutSlotKey{}) != "conn" {
+			t.Errorf("the request lost the connection's context")
+		}
+	}
+}
+
+// TestFastBodyShort: a body that ends before its Content-Length is an
+// error, not a short success.
+func TestFastBodyShort(t *testing.T) {
+	b := &fastBody{br: bufio.NewReader(bytes.NewReader([]byte("ab"))), n: 5}
+	data, err := io.ReadAll(b)
+	if string(data) != "ab" || err != io.ErrUnexpectedEOF {
+		t.Fatalf("got %q, %v; want \"ab\", unexpected EOF", data, err)
+	}
+}
