@@ -232,7 +232,12 @@ func (s *cutSlot) clear() bool {
 // validField: no CR, LF or NUL (net/http's parser already refuses them in
 // what clients send; this guards values meshward itself set).
 func validField(s string) bool {
-	return strings.IndexFunc(s, func(r rune) bool { return r == '\r' || r == '\n' || r == 0 }) < 0
+	for i := range len(s) {
+		if c := s[i]; c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // h1Exchange is one request/response on one pooled connection. Either
