@@ -9,7 +9,8 @@
 # max rps with keep-alive (16 connections), new client connections/s
 # (keep-alive off), full mTLS handshakes/s against B (one request each),
 # and peak RSS / CPU seconds of each pair. Each measurement runs ROUNDS
-# times (default 3) and the median is printed. Bounded: ~14 minutes.
+# times (default 3; each round starts one target later) and the median is
+# printed. Bounded: ~14 minutes.
 # "meshward" runs each sidecar on one core (GOMAXPROCS=1, the default of
 # `meshward proxy --cores`); "meshward2c" is the same pair with two each.
 #
@@ -231,7 +232,13 @@ declare -A URL=([direct]="http://$APP/" [meshward]="http://$MW_A/" [meshward2c]=
   [nginx-shared]="http://$NS_A/" [haproxy]="http://$HA_A/" [ghostunnel]="http://$GT_A/")
 declare -A INB=([meshward]="$MW_B" [meshward2c]="$M1_B" [nginx]="$NG_B" [nginx-shared]="$NS_B" [haproxy]="$HA_B" [ghostunnel]="$GT_B")
 for r in $(seq 1 "$ROUNDS"); do
-  for t in "${targets[@]}"; do
+  # Each round starts one target later, so that no target is always
+  # measured right after the same neighbour (whose max-load and
+  # new-connection runs leave the app, the kernel's socket tables and the
+  # machine in a state of their own).
+  n=${#targets[@]}
+  for i in $(seq 0 $((n - 1))); do
+    t=${targets[$(((i + r - 1) % n))]}
     echo "round $r/$ROUNDS: $t" >&2
     # One second of the same load first, so that every pair has its
     # upstream keep-alive connections before latency is measured.
@@ -260,6 +267,7 @@ errs = sum(b - a for a, b in (ok(L), ok(M), ok(N)))
 print("\t".join(str(x) for x in [t, pct.get(50, 0), pct.get(90, 0), pct.get(99, 0),
       M.get("ActualQPS", 0), N.get("ActualQPS", 0), hs, errs]))
 PY
+    tail -n 1 "$RES" | tr '\t' ' ' | sed 's/^/  target p50 p90 p99 max-rps new-conn hs errors: /' >&2
   done
 done
 

@@ -160,3 +160,51 @@ func TestFastBodyShort(t *testing.T) {
 		t.Fatalf("got %q, %v; want \"ab\", unexpected EOF", data, err)
 	}
 }
+
+// TestCutHook: a request carrying the loop's connection context borrows
+// the connection's slot; the end of that context cuts the exchange in
+// flight and, at once, any later one; a derived context (which can end on
+// its own) takes a context.AfterFunc instead.
+func TestCutHook(t *testing.T) {
+	base, cancel := context.WithCancel(context.Background())
+	slot := &cutSlot{}
+	ctx := context.WithValue(base, cutSlotKey{}, slot)
+	slot.ctx = ctx
+	context.AfterFunc(ctx, slot.fire)
+
+	cuts := 0
+	h := hookCut(ctx, func() { cuts++ })
+	if h.slot != slot || h.stop != nil {
+		t.Fatalf("the connection context did not borrow the slot: %+v", h)
+	}
+	if !h.release() || cuts != 0 {
+		t.Fatalf("release before the end: ok=false or cut %d times", cuts)
+	}
+
+	derived, stopDerived := context.WithCancel(ctx)
+	defer stopDerived()
+	if d := hookCut(derived, func() {}); d.slot != nil || d.stop == nil {
+		t.Fatalf("a derived context borrowed the slot: %+v", d)
+	}
+	if b := hookCut(context.Background(), func() {}); b.slot != nil || b.stop != nil || !b.release() {
+		t.Fatalf("a context that never ends got a hook: %+v", b)
+	}
+
+	h = hookCut(ctx, func() { cuts++ })
+	cancel()
+	waitFor(t, func() bool { // the AfterFunc runs on its own goroutine
+		slot.mu.Lock()
+		defer slot.mu.Unlock()
+		return slot.fired
+	})
+	if cuts != 1 {
+		t.Fatalf("the exchange in flight was cut %d times, want 1", cuts)
+	}
+	if h.release() {
+		t.Fatal("release after the cut reported the connection reusable")
+	}
+	late := hookCut(ctx, func() { cuts++ })
+	if cuts != 2 || late.release() {
+		t.Fatalf("an exchange after the end was not cut at once (cuts %d)", cuts)
+	}
+}
