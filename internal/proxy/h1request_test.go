@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"maps"
 	"net/http"
@@ -156,7 +157,7 @@ func TestParseRequest(t *testing.T) {
 func TestFastBodyShort(t *testing.T) {
 	b := &fastBody{br: bufio.NewReader(bytes.NewReader([]byte("ab"))), n: 5}
 	data, err := io.ReadAll(b)
-	if string(data) != "ab" || err != io.ErrUnexpectedEOF {
+	if string(data) != "ab" || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("got %q, %v; want \"ab\", unexpected EOF", data, err)
 	}
 }
