@@ -3,7 +3,10 @@ package proxy
 import "time"
 
 // Event is one request or TCP connection the sidecar handled, as observers
-// (meshward tap, the audit trail's deny reports) see it.
+// (meshward tap, the audit trail's deny reports) see it. Its Method and
+// Path are copies: a request's strings are pieces of its whole head
+// (h1request.go), credentials included, which an event kept for later
+// must not pin.
 type Event struct {
 	Time        time.Time     `json:"time"`
 	Direction   string        `json:"direction"` // inbound | outbound

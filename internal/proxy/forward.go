@@ -167,8 +167,7 @@ type cutHook struct {
 }
 
 func hookCut(ctx context.Context, cut func()) cutHook {
-	if s, ok := ctx.Value(cutSlotKey{}).(*cutSlot); ok && s.ctx == ctx {
-		s.set(cut)
+	if s, ok := ctx.Value(cutSlotKey{}).(*cutSlot); ok && s.ctx == ctx && s.set(cut) {
 		return cutHook{slot: s}
 	}
 	if ctx.Done() == nil {
@@ -212,14 +211,19 @@ func (s *cutSlot) fire() {
 	}
 }
 
-func (s *cutSlot) set(cut func()) {
+// set lends the slot to an exchange; false if another one holds it (the
+// caller then registers its own hook).
+func (s *cutSlot) set(cut func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cut != nil {
+		return false
+	}
 	if s.fired {
 		cut()
-		return
 	}
 	s.cut = cut
+	return true
 }
 
 func (s *cutSlot) clear() bool {

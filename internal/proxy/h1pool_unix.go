@@ -48,7 +48,7 @@ func (c *h1Conn) sendThenAwait(r *http.Request, host string) error {
 	o.r, o.host, o.sent, o.err = r, host, false, nil
 	err := c.rc.Read(c.await)
 	sent, serr := o.sent, o.err
-	o.r, o.err = nil, nil
+	o.r, o.host, o.err = nil, "", nil // nothing of the request stays pinned by the idle connection
 	if serr != nil {
 		return serr
 	}

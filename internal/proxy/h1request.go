@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -31,13 +32,25 @@ type fastRequest struct {
 }
 
 // fastBody is the Content-Length body of a fast request, read from the
-// connection's buffered reader (the loop skips what the handler left).
+// connection's buffered reader. A handler may hand it to a goroutine that
+// outlives the handler (the HTTP/2 transport writes a request body on its
+// own goroutine and closes it from another), so reads are serialized and
+// the loop ends the body with finish before it reads the connection again
+// or gives its reader back: a read in flight is waited out, and later
+// reads fail instead of reading another request's bytes.
 type fastBody struct {
-	br *bufio.Reader
-	n  int64
+	mu     sync.Mutex
+	br     *bufio.Reader
+	n      int64
+	closed bool
 }
 
 func (b *fastBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
 	if b.n <= 0 {
 		return 0, io.EOF
 	}
@@ -52,7 +65,28 @@ func (b *fastBody) Read(p []byte) (int, error) {
 	return k, err
 }
 
-func (b *fastBody) Close() error { return nil }
+// Close stops reads; the loop still skips the unread rest (finish).
+func (b *fastBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	return nil
+}
+
+// finish ends the body for the loop: it waits for a read in flight, then
+// with skip discards what nobody read, so that the next request starts
+// where it should; false means it could not (the connection must close).
+func (b *fastBody) finish(skip bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if !skip || b.n <= 0 {
+		return b.n <= 0
+	}
+	k, err := b.br.Discard(int(b.n))
+	b.n -= int64(k)
+	return err == nil && b.n == 0
+}
 
 // parseRequest parses head (a complete request head that fastHead
 // accepted, whose body has bodyLen bytes) into a request whose body reads
@@ -106,7 +140,7 @@ func parseRequest(tmpl *http.Request, head []byte, bodyLen int, br *bufio.Reader
 	}
 
 	// Count and check the fields before allocating.
-	fields, hosts := 0, 0
+	fields, hosts, lengths := 0, 0, 0
 	for h := rest; ; fields++ {
 		name, _, next, st := nextField(h)
 		if st == fieldEnd {
@@ -118,12 +152,17 @@ func parseRequest(tmpl *http.Request, head []byte, bodyLen int, br *bufio.Reader
 		switch {
 		case asciiEqualFold(name, "host"):
 			hosts++
+		case asciiEqualFold(name, "content-length"):
+			lengths++
 		case asciiEqualFold(name, "pragma"), asciiEqualFold(name, "trailer"):
 			return nil, false // net/http rewrites or interprets these
+		case asciiEqualFold(name, "transfer-encoding"), asciiEqualFold(name, "upgrade"),
+			asciiEqualFold(name, "expect"), asciiEqualFold(name, "te"):
+			return nil, false // fastHead hands these off; checked again, should a caller not
 		}
 		h = next
 	}
-	if hosts != 1 {
+	if hosts != 1 || lengths > 1 || (lengths == 0 && bodyLen != 0) {
 		return nil, false
 	}
 
@@ -176,7 +215,7 @@ func parseRequest(tmpl *http.Request, head []byte, bodyLen int, br *bufio.Reader
 	r.ContentLength = int64(bodyLen)
 	r.Body = http.NoBody
 	if bodyLen > 0 {
-		fr.body = fastBody{br: br, n: int64(bodyLen)}
+		fr.body.br, fr.body.n = br, int64(bodyLen)
 		r.Body = &fr.body
 	}
 	return r, true
@@ -194,6 +233,9 @@ func (h *headString) at(b []byte) string {
 		return ""
 	}
 	off := h.capHead - cap(b) // b is a piece of the head: they end together
+	if off < 0 || off+len(b) > len(h.s) {
+		return string(b) // not a piece of it after all: a copy is still right
+	}
 	return h.s[off : off+len(b)]
 }
 

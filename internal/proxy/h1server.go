@@ -203,6 +203,15 @@ func (c *h1ServerConn) serveOne(head []byte, bodyLen int) (keep bool) {
 		req = req.WithContext(c.ctx)
 	}
 	req.RemoteAddr = c.remote
+	if fb, ok := req.Body.(*fastBody); ok {
+		// Runs last: after the response (and a panic's recovery), before
+		// the loop reads the connection again or gives its reader back.
+		defer func() {
+			if !fb.finish(keep) {
+				keep = false
+			}
+		}()
+	}
 	w := &c.res
 	w.reset(c, req)
 	defer func() {
@@ -219,9 +228,10 @@ func (c *h1ServerConn) serveOne(head []byte, bodyLen int) (keep bool) {
 	if !w.finish() {
 		return false
 	}
-	if req.Body != http.NoBody {
+	if _, fast := req.Body.(*fastBody); !fast && req.Body != http.NoBody {
 		// A handler that refused the request did not read its body (at
-		// most maxFastBody): skip it to reach the next request.
+		// most maxFastBody): skip it to reach the next request. (A fast
+		// body is skipped by its finish, deferred above.)
 		if _, err := io.Copy(io.Discard, req.Body); err != nil {
 			return false
 		}

@@ -502,3 +502,54 @@ func FuzzFastHead(f *testing.F) {
 		}
 	})
 }
+
+// TestH1ServerBodyOutlivesHandler: a handler that hands the request body
+// to a goroutine and returns (as the HTTP/2 transport does with a body it
+// is still writing) neither races the loop for the connection's reader
+// nor ever reads the next request's bytes: the loop waits out a read in
+// flight, skips the rest of the body, and later reads fail.
+func TestH1ServerBodyOutlivesHandler(t *testing.T) {
+	type result struct {
+		body string
+		err  error
+	}
+	results := make(chan result, 2)
+	release := make(chan struct{})
+	hh := startH1(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/now": // reads at once, racing the loop's skip
+			go func() {
+				b, err := io.ReadAll(r.Body)
+				results <- result{string(b), err}
+			}()
+		case "/later": // reads after the loop has moved on
+			go func() {
+				<-release
+				b, err := io.ReadAll(r.Body)
+				results <- result{string(b), err}
+			}()
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}, Timeouts{}, Limits{}, false)
+	c, br := hh.dial(t)
+	for _, path := range []string{"/now", "/later"} {
+		_, _ = io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01234")
+		if res, _ := mustRead(t, br, "POST"); res.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s: status %d", path, res.StatusCode)
+		}
+		_, _ = io.WriteString(c, "56789GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res, _ := mustRead(t, br, "GET"); res.StatusCode != http.StatusAccepted {
+			t.Fatalf("the request after %s: status %d", path, res.StatusCode)
+		}
+	}
+	close(release)
+	for range 2 {
+		r := <-results
+		if !strings.HasPrefix("0123456789", r.body) || (r.err != nil && !errors.Is(r.err, http.ErrBodyReadAfterClose)) {
+			t.Errorf("the late reader got %q, %v: more than its own body, or another error", r.body, r.err)
+		}
+	}
+	if got := hh.seen(); len(got) != 4 || got[1] != "fast GET /next" || got[3] != "fast GET /next" {
+		t.Errorf("requests seen: %q", got)
+	}
+}

@@ -61,7 +61,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if p.cfg.Observer != nil || span != nil {
 			e := &Event{
 				Time: start, Direction: "inbound", Protocol: proto, Source: ci.peerStr, Destination: p.cfg.Service,
-				Port: p.dest.Port, Method: r.Method, Path: r.URL.Path, Status: code, Duration: p.now().Sub(start),
+				Port: p.dest.Port, Method: strings.Clone(r.Method), Path: strings.Clone(r.URL.Path), Status: code, Duration: p.now().Sub(start),
 				Decision: decision, Policy: dec.Policy, Rule: rule, Mode: dec.Mode,
 			}
 			p.observe(e)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -202,7 +203,7 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.cfg.Observer != nil || span != nil {
 		e := &Event{Time: start, Direction: "outbound", Protocol: proto, Source: p.self.String(), Destination: up.service,
-			Method: r.Method, Path: r.URL.Path, Status: code, Duration: p.now().Sub(start)}
+			Method: strings.Clone(r.Method), Path: strings.Clone(r.URL.Path), Status: code, Duration: p.now().Sub(start)}
 		p.observe(e)
 		if span != nil {
 			endSpan(span, e)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -18,7 +19,7 @@ var traceContext propagation.TraceContext
 func (p *Proxy) startSpan(r *http.Request, name string, kind trace.SpanKind) (*http.Request, trace.Span) {
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := p.cfg.Tracer.Start(ctx, name, trace.WithSpanKind(kind),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+		trace.WithAttributes(attribute.String("http.request.method", strings.Clone(r.Method)), attribute.String("url.path", strings.Clone(r.URL.Path))))
 	traceContext.Inject(ctx, propagation.HeaderCarrier(r.Header))
 	return r.WithContext(ctx), span
 }
