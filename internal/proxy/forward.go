@@ -226,6 +226,8 @@ func (s *cutSlot) set(cut func()) bool {
 	return true
 }
 
+// clear takes the slot back from its exchange; false means it fired: the
+// exchange was cut.
 func (s *cutSlot) clear() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -265,6 +267,7 @@ type errStale struct{ err error }
 func (e *errStale) Error() string { return "stale keep-alive connection: " + e.err.Error() }
 func (e *errStale) Unwrap() error { return e.err }
 
+// isStale reports whether err is an errStale.
 func isStale(err error) bool {
 	var stale *errStale
 	return errors.As(err, &stale)

@@ -125,6 +125,12 @@ func TestForwarderHopHeaders(t *testing.T) {
 // rawApp answers every request on a connection with resp, then closes the
 // connection when closeAfter is set.
 func rawApp(t *testing.T, resp string, closeAfter bool) (addr string, conns *atomic.Int64) {
+	return rawAppThen(t, resp, func(net.Conn) bool { return !closeAfter })
+}
+
+// rawAppThen answers every request on a connection with resp, then runs
+// after, which says whether to go on with the connection.
+func rawAppThen(t *testing.T, resp string, after func(c net.Conn) bool) (addr string, conns *atomic.Int64) {
 	return serveTCP(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
@@ -133,7 +139,7 @@ func rawApp(t *testing.T, resp string, closeAfter bool) (addr string, conns *ato
 				return
 			}
 			_, _ = io.Copy(io.Discard, req.Body)
-			if _, err := io.WriteString(c, resp); err != nil || closeAfter {
+			if _, err := io.WriteString(c, resp); err != nil || !after(c) {
 				return
 			}
 		}
@@ -196,22 +202,10 @@ func TestForwarderStaleConnection(t *testing.T) {
 // empty read (sendThenAwait); the stray bytes must not make it miss that
 // response or hang: the next request fails over to a fresh connection.
 func TestForwarderStrayBytesOnIdleConnection(t *testing.T) {
-	addr, conns := serveTCP(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, req.Body)
-			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-				return
-			}
-			time.Sleep(50 * time.Millisecond) // the sidecar has read the response by now
-			if _, err := io.WriteString(c, "STRAY"); err != nil {
-				return
-			}
-		}
+	addr, conns := rawAppThen(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", func(c net.Conn) bool {
+		time.Sleep(50 * time.Millisecond) // the sidecar has read the response by now
+		_, err := io.WriteString(c, "STRAY")
+		return err == nil
 	})
 	m := newMesh(t, meshOpts{appAddr: addr, appProto: ProtocolHTTP, timeouts: Timeouts{ResponseHeader: 30 * time.Second}})
 	c := &http.Client{Timeout: testTimeout}

@@ -209,3 +209,27 @@ func TestCutHook(t *testing.T) {
 		t.Fatalf("an exchange after the end was not cut at once (cuts %d)", cuts)
 	}
 }
+
+// TestParseRequestDeclinesFraming: parseRequest declines the framing
+// fields fastHead hands off on its own, so a caller that skipped fastHead
+// could still not smuggle a body past it.
+func TestParseRequestDeclinesFraming(t *testing.T) {
+	tmpl := (&http.Request{}).WithContext(context.Background())
+	for _, tc := range []struct {
+		head    string
+		bodyLen int
+	}{
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 0},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 3},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", 3},
+		{"POST / HTTP/1.1\r\nHost: a\r\n\r\n", 3}, // a body length without a Content-Length field
+		{"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", 0},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n", 3},
+		{"GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n", 0},
+		{"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 0},
+	} {
+		if _, ok := parseRequest(tmpl, []byte(tc.head), tc.bodyLen, bufio.NewReader(bytes.NewReader(nil))); ok {
+			t.Errorf("parseRequest took %q", tc.head)
+		}
+	}
+}
