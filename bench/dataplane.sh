@@ -5,12 +5,12 @@
 #   client connection).
 # Each pair is: client -> A (plaintext, 127.0.0.1) -> mTLS TLS1.3 -> B -> app.
 # Measures: p50/p90/p99 at a fixed 1,000 rps over 16 connections (fortio,
-# after one second of the same load as warm-up),
-# max rps with keep-alive (16 connections), new client connections/s
-# (keep-alive off), full mTLS handshakes/s against B (one request each),
-# and peak RSS / CPU seconds of each pair. Each measurement runs ROUNDS
-# times (default 3; each round starts one target later) and the median is
-# printed. Bounded: ~14 minutes.
+# after one second of the same load as warm-up; LAT_ROUNDS rounds, default
+# twice ROUNDS), max rps with keep-alive (16 connections), new client
+# connections/s (keep-alive off) and full mTLS handshakes/s against B (one
+# request each; ROUNDS rounds, default 3), and peak RSS / CPU seconds of
+# each pair. Every round takes the targets in a new random order (SEED);
+# medians are printed, with the p99's spread. Bounded: ~11 minutes.
 # "meshward" runs each sidecar on one core (GOMAXPROCS=1, the default of
 # `meshward proxy --cores`); "meshward2c" is the same pair with two each.
 #
@@ -21,7 +21,7 @@
 # one module, bench-only); if it cannot be built, its row is skipped.
 #
 #   bash bench/dataplane.sh            # full run
-#   ROUNDS=1 DUR=3s bash bench/dataplane.sh   # quick smoke run
+#   ROUNDS=1 DUR=3s bash bench/dataplane.sh   # quick smoke run (2 latency rounds)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -225,50 +225,87 @@ fortio_json() { # url out.json extra-args...
   local url=$1 out=$2; shift 2
   "$FORTIO" load -quiet -c 16 -t "$DUR" -json "$out" "$@" "$url" >/dev/null 2>&1 || true
 }
-RES=$WORK/results.tsv
-: >"$RES"
+LAT=$WORK/latency.tsv LOAD=$WORK/load.tsv
+: >"$LAT"; : >"$LOAD"
 targets=(direct "${PAIRS[@]}")
 declare -A URL=([direct]="http://$APP/" [meshward]="http://$MW_A/" [meshward2c]="http://$M1_A/" [nginx]="http://$NG_A/"
   [nginx-shared]="http://$NS_A/" [haproxy]="http://$HA_A/" [ghostunnel]="http://$GT_A/")
 declare -A INB=([meshward]="$MW_B" [meshward2c]="$M1_B" [nginx]="$NG_B" [nginx-shared]="$NS_B" [haproxy]="$HA_B" [ghostunnel]="$GT_B")
-for r in $(seq 1 "$ROUNDS"); do
-  # Each round starts one target later, so that no target is always
-  # measured right after the same neighbour (whose max-load and
-  # new-connection runs leave the app, the kernel's socket tables and the
-  # machine in a state of their own).
-  n=${#targets[@]}
-  for i in $(seq 0 $((n - 1))); do
-    t=${targets[$(((i + r - 1) % n))]}
-    echo "round $r/$ROUNDS: $t" >&2
+
+# shuffle: ORDER is the targets in a new random order (seeded by SEED, so
+# a run can be repeated; no subshell, which would reseed RANDOM). A latency
+# run measures the machine its neighbour leaves behind (a max-load run's
+# heaps, a new-connection run's sockets), so a fixed or rotated order would
+# always pair a target with the same neighbour.
+RANDOM=${SEED:-1}
+shuffle() {
+  local i j x
+  ORDER=("${targets[@]}")
+  for ((i = ${#ORDER[@]} - 1; i > 0; i--)); do
+    j=$((RANDOM % (i + 1))); x=${ORDER[i]}; ORDER[i]=${ORDER[j]}; ORDER[j]=$x
+  done
+}
+# The p99 of 5,000 requests is decided by a handful of stalled bursts, so
+# latency is measured in more rounds than the load (LAT_ROUNDS, default
+# twice ROUNDS), each round every target once. The load rounds are spread
+# evenly between them and followed by a pause, so that latency is never
+# measured right after one particular target's heavy runs.
+LAT_ROUNDS=${LAT_ROUNDS:-$((ROUNDS * 2))}
+((LAT_ROUNDS >= ROUNDS)) || { echo "LAT_ROUNDS ($LAT_ROUNDS) must be at least ROUNDS ($ROUNDS)" >&2; exit 2; }
+pct_row() { # target json: prints "target p50 p90 p99 errors"
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+t, f = sys.argv[1:]
+try:
+    d = json.load(open(f))
+except Exception:
+    d = {}
+pct = {p["Percentile"]: p["Value"] * 1000 for p in d.get("DurationHistogram", {}).get("Percentiles", [])}
+c = d.get("RetCodes", {}) or {}
+errs = sum(c.values()) - sum(v for k, v in c.items() if str(k) == "200") if c else 1
+print("\t".join(str(x) for x in [t, pct.get(50, 0), pct.get(90, 0), pct.get(99, 0), errs]))
+PY
+}
+load_row() { # target max.json new.json hs: prints "target max new hs errors"
+  python3 - "$@" <<'PY'
+import json, sys
+t, mx, new, hs = sys.argv[1:]
+def load(p):
+    try:
+        return json.load(open(p))
+    except Exception:
+        return {}
+M, N = load(mx), load(new)
+def bad(d):
+    c = d.get("RetCodes", {}) or {}
+    return sum(c.values()) - sum(v for k, v in c.items() if str(k) == "200") if c else 1
+print("\t".join(str(x) for x in [t, M.get("ActualQPS", 0), N.get("ActualQPS", 0), hs, bad(M) + bad(N)]))
+PY
+}
+for r in $(seq 1 "$LAT_ROUNDS"); do
+  shuffle
+  for t in "${ORDER[@]}"; do
     # One second of the same load first, so that every pair has its
     # upstream keep-alive connections before latency is measured.
     "$FORTIO" load -quiet -c 16 -t 1s -qps 1000 "${URL[$t]}" >/dev/null 2>&1 || true
     fortio_json "${URL[$t]}" "$WORK/lat.json" -qps 1000
+    pct_row "$t" "$WORK/lat.json" >>"$LAT"
+    tail -n 1 "$LAT" | tr '\t' ' ' | sed "s|^|  latency round $r/$LAT_ROUNDS: target p50 p90 p99 errors: |" >&2
+  done
+  # ROUNDS load rounds, spread evenly over the LAT_ROUNDS latency rounds.
+  (((r * ROUNDS) % LAT_ROUNDS < ROUNDS)) || continue
+  shuffle
+  for t in "${ORDER[@]}"; do
     fortio_json "${URL[$t]}" "$WORK/max.json" -qps 0
     fortio_json "${URL[$t]}" "$WORK/new.json" -qps 0 -keepalive=false
     hs="-"
     if [[ $t != direct ]]; then
       hs=$("$BIN/dataplane" handshakes -certs "$C" -addr "${INB[$t]}" -c 8 -t "$HS_DUR" | awk '{print $1}')
     fi
-    python3 - "$t" "$WORK/lat.json" "$WORK/max.json" "$WORK/new.json" "$hs" >>"$RES" <<'PY'
-import json, sys
-t, lat, mx, new, hs = sys.argv[1:]
-def load(p):
-    try:
-        return json.load(open(p))
-    except Exception:
-        return {}
-L, M, N = load(lat), load(mx), load(new)
-pct = {p["Percentile"]: p["Value"] * 1000 for p in L.get("DurationHistogram", {}).get("Percentiles", [])}
-def ok(d):
-    c = d.get("RetCodes", {}) or {}
-    return sum(v for k, v in c.items() if str(k) == "200"), sum(c.values())
-errs = sum(b - a for a, b in (ok(L), ok(M), ok(N)))
-print("\t".join(str(x) for x in [t, pct.get(50, 0), pct.get(90, 0), pct.get(99, 0),
-      M.get("ActualQPS", 0), N.get("ActualQPS", 0), hs, errs]))
-PY
-    tail -n 1 "$RES" | tr '\t' ' ' | sed 's/^/  target p50 p90 p99 max-rps new-conn hs errors: /' >&2
+    load_row "$t" "$WORK/max.json" "$WORK/new.json" "$hs" >>"$LOAD"
+    tail -n 1 "$LOAD" | tr '\t' ' ' | sed "s|^|  load after latency round $r: target max-rps new-conn hs errors: |" >&2
   done
+  sleep 3 # let the last heavy run's sockets and threads settle
 done
 
 declare -A PEAK CPU
@@ -281,37 +318,41 @@ MW_B_PEAK=$(hwm_kb "$PID_mwB")
 
 PAIRSTATS=""
 for t in "${PAIRS[@]}"; do PAIRSTATS+="$t=${IDLE[$t]},${PEAK[$t]},${CPU[$t]} "; done
-python3 - "$RES" "$PAIRSTATS" <<PY
+python3 - "$LAT" "$LOAD" "$PAIRSTATS" <<PY
 import sys, statistics as st, collections
-rows = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    f = line.rstrip("\n").split("\t")
-    rows[f[0]].append(f[1:])
-def med(t, i):
+lat, load = collections.defaultdict(list), collections.defaultdict(list)
+for f, rows in ((sys.argv[1], lat), (sys.argv[2], load)):
+    for line in open(f):
+        c = line.rstrip("\n").split("\t")
+        rows[c[0]].append(c[1:])
+def med(rows, t, i):
     vals = [float(r[i]) for r in rows[t] if r[i] not in ("-", "")]
     return st.median(vals) if vals else None
 pairs = "${PAIRS[*]}".split()
-stats = {k: [float(x) for x in v.split(",")] for k, v in (f.split("=") for f in sys.argv[2].split())}
+stats = {k: [float(x) for x in v.split(",")] for k, v in (f.split("=") for f in sys.argv[3].split())}
 idle = {k: v[0] for k, v in stats.items()}
 peak = {k: v[1] for k, v in stats.items()}
 cpu = {k: v[2] for k, v in stats.items()}
-d = {k: med("direct", i) for k, i in (("p50", 0), ("p90", 1), ("p99", 2), ("max", 3), ("new", 4))}
-n = {k: med("nginx", i) for k, i in (("p50", 0), ("p90", 1), ("p99", 2), ("max", 3), ("new", 4), ("hs", 5))}
 def r(a, b):
     return f"{a/b:.2f}x" if a is not None and b else "-"
-print(f"rounds: ${ROUNDS}, duration per load: ${DUR}, medians; latency at 1000 rps / 16 conns; ms")
-hdr = ["target", "p50", "p90", "p99", "+p99 vs direct", "max rps", "rps/direct", "rps/nginx",
-       "new conn/s", "mTLS hs/s", "hs/nginx", "idle RSS MB (pair)", "peak RSS MB (pair)", "CPU s (pair)", "errors"]
+d99, dmax = med(lat, "direct", 2), med(load, "direct", 0)
+n99, nmax, nhs = med(lat, "nginx", 2), med(load, "nginx", 0), med(load, "nginx", 2)
+print(f"medians; latency at 1000 rps / 16 conns in ms, ${LAT_ROUNDS} rounds of ${DUR}; load ${ROUNDS} rounds of ${DUR}")
+hdr = ["target", "p50", "p90", "p99", "p99 min–max", "+p99 vs direct", "+p99 vs nginx", "max rps", "rps/direct",
+       "rps/nginx", "new conn/s", "mTLS hs/s", "hs/nginx", "idle RSS MB (pair)", "peak RSS MB (pair)",
+       "CPU s (pair)", "errors"]
 print("| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
 for t in ["direct"] + pairs:
-    p50, p90, p99, mx, new, hs = (med(t, i) for i in range(6))
-    errs = sum(int(float(x[6])) for x in rows[t])
-    add = f"{p99 - d['p99']:.3f}" if t != "direct" else "-"
-    cells = [t, f"{p50:.3f}", f"{p90:.3f}", f"{p99:.3f}", add, f"{mx:.0f}", r(mx, d["max"]), r(mx, n["max"]),
-             f"{new:.0f}", f"{hs:.0f}" if hs else "-", r(hs, n["hs"]) if hs else "-",
-             f"{idle[t]/1024:.1f}" if t in idle else "-", f"{peak[t]/1024:.1f}" if t in peak else "-",
-             f"{cpu[t]:.1f}" if t in cpu else "-", str(errs)]
+    p50, p90, p99 = (med(lat, t, i) for i in range(3))
+    p99s = [float(x[2]) for x in lat[t]]
+    mx, new, hs = (med(load, t, i) for i in range(3))
+    errs = sum(int(float(x[3])) for x in lat[t]) + sum(int(float(x[3])) for x in load[t])
+    cells = [t, f"{p50:.3f}", f"{p90:.3f}", f"{p99:.3f}", f"{min(p99s):.2f}–{max(p99s):.2f}",
+             f"{p99 - d99:.3f}" if t != "direct" else "-", f"{p99 - n99:+.3f}" if t != "direct" else "-",
+             f"{mx:.0f}", r(mx, dmax), r(mx, nmax), f"{new:.0f}", f"{hs:.0f}" if hs else "-",
+             r(hs, nhs) if hs else "-", f"{idle[t]/1024:.1f}" if t in idle else "-",
+             f"{peak[t]/1024:.1f}" if t in peak else "-", f"{cpu[t]:.1f}" if t in cpu else "-", str(errs)]
     print("| " + " | ".join(cells) + " |")
 print()
 print(f"meshward per sidecar: outbound (A) idle {${MW_SIDECAR_IDLE}/1024:.1f} MB, peak {${MW_SIDECAR_PEAK}/1024:.1f} MB; inbound (B) peak {${MW_B_PEAK}/1024:.1f} MB")
