@@ -1,7 +1,7 @@
 // Command dataplane is a bench-only helper for bench/dataplane.sh: it writes
 // a throwaway PKI as PEM files, runs one meshward sidecar (internal/proxy)
-// from those files, or runs the tiny upstream app. It is not the product:
-// `meshward proxy` is.
+// from those files, measures handshake rates or burst latencies, or runs
+// the tiny upstream app. It is not the product: `meshward proxy` is.
 package main
 
 import (
@@ -39,7 +39,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: dataplane gencerts DIR | sidecar FLAGS | handshakes FLAGS | app ADDR")
+		fmt.Fprintln(os.Stderr, "usage: dataplane gencerts DIR | sidecar FLAGS | handshakes FLAGS | bursts FLAGS | app ADDR")
 		os.Exit(2)
 	}
 	var err error
@@ -50,6 +50,8 @@ func main() {
 		err = runSidecar(os.Args[2:])
 	case "handshakes":
 		err = runHandshakes(os.Args[2:])
+	case "bursts":
+		err = runBursts(os.Args[2:])
 	case "app":
 		err = runApp(os.Args[2])
 	default:
@@ -153,6 +155,7 @@ func runSidecar(args []string) error {
 	accessLog := fs.Bool("access-log", false, "write the access log to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here until exit")
 	traceFile := fs.String("trace", "", "write a runtime execution trace here until exit (go tool trace)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile here at exit (go tool pprof -sample_index=alloc_space)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -214,6 +217,14 @@ func runSidecar(args []string) error {
 			return err
 		}
 		defer func() { trace.Stop(); _ = f.Close() }()
+	}
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
