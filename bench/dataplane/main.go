@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"syscall"
@@ -155,9 +156,12 @@ func runSidecar(args []string) error {
 	accessLog := fs.Bool("access-log", false, "write the access log to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here until exit")
 	traceFile := fs.String("trace", "", "write a runtime execution trace here until exit (go tool trace)")
-	memProfile := fs.String("memprofile", "", "write an allocation profile here at exit (go tool pprof -sample_index=alloc_space)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of every allocation here at exit (slow; go tool pprof -sample_index=alloc_space)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 1
 	}
 	// As `meshward proxy` does (internal/gotune); GODEBUG=schedtrace=0 to
 	// measure without.

@@ -196,9 +196,26 @@ type cutSlot struct {
 	mu    sync.Mutex
 	fired bool
 	cut   func()
+	// done: the current request's exchange went through the forwarder
+	// alone and is over (requestDone). Only the loop's goroutine, which
+	// runs the handler, touches it.
+	done bool
 }
 
 type cutSlotKey struct{}
+
+// requestDone tells the fast loop that serves r, if one does, that r went
+// through the forwarder alone (pool, request writer, response copy) and
+// its exchange is over: nothing outside the loop holds r, its header map
+// or its URL, so the loop may reuse them for the connection's next
+// request. A request that met anything else (the HTTP/2 fallback, a
+// reverse proxy, a derived context as tracing makes) is not marked and is
+// left to the garbage collector.
+func requestDone(r *http.Request) {
+	if s, ok := r.Context().Value(cutSlotKey{}).(*cutSlot); ok && s.ctx == r.Context() {
+		s.done = true
+	}
+}
 
 // fire runs when ctx ends: it cuts the current exchange, if any, and
 // every later one at once.

@@ -76,7 +76,12 @@ type h1ServerConn struct {
 	res    h1Response
 	slot   cutSlot       // cuts the upstream exchange when ctx ends (forward.go)
 	tmpl   *http.Request // empty but for ctx: what parseRequest starts from
+	spare  *fastRequest  // the last request's block, for the next (h1request.go)
 }
+
+// maxSpareFields bounds the header map a connection keeps for its next
+// request (a map keeps the room it once grew to).
+const maxSpareFields = 16
 
 func newH1Server(handler http.HandlerFunc, fallback *chanListener, to Timeouts, lim Limits, allowH2C bool, onLimit func(string), log *slog.Logger) *h1Server {
 	return &h1Server{
@@ -187,9 +192,21 @@ func (c *h1ServerConn) loop() (handedOff bool) {
 // (h1request.go) takes the usual head; what it declines takes
 // http.ReadRequest and checkFastRequest.
 func (c *h1ServerConn) serveOne(head []byte, bodyLen int) (keep bool) {
-	req, ok := parseRequest(c.tmpl, head, bodyLen, c.br)
+	var req *http.Request
+	fr, ok := parseRequest(c.tmpl, head, bodyLen, c.br, c.spare)
+	c.spare, c.slot.done = nil, false
 	if ok {
 		_, _ = c.br.Discard(len(head))
+		req = &fr.req
+		// Runs after everything below, the body's finish included: the
+		// block goes back for the next request only if the forwarder
+		// alone carried this one (requestDone) and the connection goes on.
+		// A header map grown big by an unusual request is not kept.
+		defer func() {
+			if keep && c.slot.done && len(fr.req.Header) <= maxSpareFields {
+				c.spare = fr
+			}
+		}()
 	} else {
 		var err error
 		if req, err = http.ReadRequest(c.br); err != nil {

@@ -553,3 +553,54 @@ func TestH1ServerBodyOutlivesHandler(t *testing.T) {
 		t.Errorf("requests seen: %q", got)
 	}
 }
+
+// TestH1ServerReusesRequest: the loop reuses a request's memory for the
+// connection's next request only when the forwarder alone carried it
+// (requestDone with the loop's own context); a request a handler keeps,
+// or marks through a derived context, is never written over.
+func TestH1ServerReusesRequest(t *testing.T) {
+	type seen struct {
+		r    *http.Request
+		x    string
+		path string
+	}
+	var mu sync.Mutex
+	var got []seen
+	type key struct{}
+	hh := startH1(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, seen{r, r.Header.Get("X-A"), r.URL.Path})
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/done":
+			requestDone(r)
+		case "/derived":
+			requestDone(r.WithContext(context.WithValue(r.Context(), key{}, 1)))
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}, Timeouts{}, Limits{}, false)
+	c, br := hh.dial(t)
+	paths := []string{"/done", "/done", "/keep", "/done", "/derived", "/done"}
+	for i, path := range paths {
+		_, _ = fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\nX-A: %d\r\n\r\n", path, i)
+		if res, _ := mustRead(t, br, "GET"); res.StatusCode != http.StatusNoContent {
+			t.Fatalf("request %d: status %d", i, res.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(paths) {
+		t.Fatalf("handler saw %d requests", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		reused := got[i].r == got[i-1].r
+		if want := paths[i-1] == "/done"; reused != want {
+			t.Errorf("request %d (after %s): reused %v, want %v", i, paths[i-1], reused, want)
+		}
+	}
+	// What the handler kept is as it was when it kept it.
+	keep := got[2]
+	if keep.r.URL.Path != "/keep" || keep.r.Header.Get("X-A") != "2" {
+		t.Errorf("the kept request changed: %s X-A=%q", keep.r.URL.Path, keep.r.Header.Get("X-A"))
+	}
+}

@@ -158,7 +158,11 @@ func (in *inbound) forwardApp(w http.ResponseWriter, r *http.Request) (abort boo
 		}
 		return false
 	}
-	return x.respond(w) != nil
+	if x.respond(w) != nil {
+		return true
+	}
+	requestDone(r)
+	return false
 }
 
 // requestPath is the path as it came on the wire, still escaped.

@@ -241,6 +241,9 @@ func (o *outListener) forwardH1(w http.ResponseWriter, r *http.Request, u *upstr
 		if err == nil {
 			aerr := x.respond(w)
 			ep.inflight.Add(-1)
+			if aerr == nil {
+				requestDone(r)
+			}
 			return true, aerr != nil
 		}
 		ep.inflight.Add(-1)
