@@ -196,9 +196,11 @@ type cutSlot struct {
 	mu    sync.Mutex
 	fired bool
 	cut   func()
-	// done: the current request's exchange went through the forwarder
-	// alone and is over (requestDone). Only the loop's goroutine, which
-	// runs the handler, touches it.
+	// req is the request the loop serves now, the only one requestDone
+	// marks; done says its exchange went through the forwarder alone and
+	// is over. Only the loop's goroutine, which runs the handler, touches
+	// either.
+	req  *http.Request
 	done bool
 }
 
@@ -208,11 +210,12 @@ type cutSlotKey struct{}
 // through the forwarder alone (pool, request writer, response copy) and
 // its exchange is over: nothing outside the loop holds r, its header map
 // or its URL, so the loop may reuse them for the connection's next
-// request. A request that met anything else (the HTTP/2 fallback, a
-// reverse proxy, a derived context as tracing makes) is not marked and is
-// left to the garbage collector.
+// request. Only the very request the loop parsed counts, with the loop's
+// own context: a copy (r.Clone, r.WithContext, as tracing makes) marks
+// nothing, and a request that met anything else (the HTTP/2 fallback, a
+// reverse proxy) is never marked and is left to the garbage collector.
 func requestDone(r *http.Request) {
-	if s, ok := r.Context().Value(cutSlotKey{}).(*cutSlot); ok && s.ctx == r.Context() {
+	if s, ok := r.Context().Value(cutSlotKey{}).(*cutSlot); ok && s.ctx == r.Context() && s.req == r {
 		s.done = true
 	}
 }

@@ -34,10 +34,29 @@ import (
 
 // fastRequest is the one allocation behind a parsed request.
 type fastRequest struct {
-	req  http.Request
-	url  url.URL
-	body fastBody
-	vals [12]string // the values of the first fields (more get their own)
+	req    http.Request
+	url    url.URL
+	body   fastBody
+	vals   [12]string  // the values of the first fields (more get their own)
+	hdr    http.Header // req.Header as parsed (a handler may replace req.Header)
+	fields int         // how many fields the head had
+}
+
+// maxSpareFields bounds the header map a connection keeps for its next
+// request: a map keeps the room it once grew to.
+const maxSpareFields = 16
+
+// recycle empties fr for the connection's next request, so that nothing
+// of this one stays, not even while the connection idles; false means its
+// header map is too big to keep.
+func (fr *fastRequest) recycle() bool {
+	if fr.fields > maxSpareFields {
+		return false
+	}
+	h := fr.hdr
+	clear(h)
+	*fr = fastRequest{hdr: h}
+	return true
 }
 
 // fastBody is the Content-Length body of a fast request, read from the
@@ -101,8 +120,8 @@ func (b *fastBody) finish(skip bool) bool {
 // accepted, whose body has bodyLen bytes) into a request (&fr.req) whose
 // body reads from br; tmpl carries the context every request of the
 // connection gets. spare, if not nil, is an earlier request's block that
-// nothing holds any more: it is reused. ok false means: use
-// http.ReadRequest. The head is not consumed from br.
+// nothing holds any more, emptied by recycle: it is reused. ok false
+// means: use http.ReadRequest. The head is not consumed from br.
 func parseRequest(tmpl *http.Request, head []byte, bodyLen int, br *bufio.Reader, spare *fastRequest) (fr *fastRequest, ok bool) {
 	line, rest, _ := cutLine(head)
 	sp1 := bytes.IndexByte(line, ' ')
@@ -179,13 +198,13 @@ func parseRequest(tmpl *http.Request, head []byte, bodyLen int, br *bufio.Reader
 
 	hs := headString{s: string(head), capHead: cap(head)} // the one copy of the bytes
 	var hdr http.Header
-	if spare != nil {
-		fr, hdr = spare, spare.req.Header
+	if spare != nil { // emptied by recycle; cleared again all the same
+		fr, hdr = spare, spare.hdr
 		clear(hdr)
-		*fr = fastRequest{req: *tmpl}
 	} else {
-		fr, hdr = &fastRequest{req: *tmpl}, make(http.Header, fields)
+		fr, hdr = new(fastRequest), make(http.Header, fields)
 	}
+	*fr = fastRequest{req: *tmpl, hdr: hdr, fields: fields}
 	r := &fr.req
 	r.Method = knownMethod(method, &hs)
 	r.RequestURI = hs.at(target)

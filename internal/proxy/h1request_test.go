@@ -102,7 +102,7 @@ func dirtyRequest(t *testing.T, tmpl *http.Request) *fastRequest {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("POST /old/path?x=1 HTTP/1.1\r\nHost: old.example\r\nContent-Length: 3\r\n")
-	for i := range 14 {
+	for i := range maxSpareFields { // more fields than a kept block may have had
 		fmt.Fprintf(&b, "X-Old-%d: v%d\r\n", i, i)
 	}
 	b.WriteString("\r\nabc")
@@ -118,6 +118,28 @@ func dirtyRequest(t *testing.T, tmpl *http.Request) *fastRequest {
 	_, _ = io.ReadAll(r.Body)
 	fr.body.finish(true)
 	return fr
+}
+
+// TestFastRequestRecycle: a block given back keeps nothing of its request
+// (not even while the connection idles), only an empty header map, and a
+// block whose head had too many fields is not given back.
+func TestFastRequestRecycle(t *testing.T) {
+	tmpl := (&http.Request{}).WithContext(context.Background())
+	if fr := dirtyRequest(t, tmpl); fr.recycle() {
+		t.Fatal("a block of a head with more than maxSpareFields fields was kept")
+	}
+	data := []byte("GET /a?b HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer secret\r\n\r\n")
+	fr, ok := parseRequest(tmpl, data, 0, bufio.NewReader(bytes.NewReader(nil)), nil)
+	if !ok {
+		t.Fatal("not parsed")
+	}
+	h := fr.hdr
+	if !fr.recycle() {
+		t.Fatal("a small block was not kept")
+	}
+	if !reflect.DeepEqual(fr, &fastRequest{hdr: h}) || len(h) != 0 {
+		t.Errorf("the kept block still holds its request: %+v", fr)
+	}
 }
 
 func sameRequest(t *testing.T, got, want *http.Request, head []byte) {

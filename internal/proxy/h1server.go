@@ -79,9 +79,6 @@ type h1ServerConn struct {
 	spare  *fastRequest  // the last request's block, for the next (h1request.go)
 }
 
-// maxSpareFields bounds the header map a connection keeps for its next
-// request (a map keeps the room it once grew to).
-const maxSpareFields = 16
 
 func newH1Server(handler http.HandlerFunc, fallback *chanListener, to Timeouts, lim Limits, allowH2C bool, onLimit func(string), log *slog.Logger) *h1Server {
 	return &h1Server{
@@ -194,16 +191,19 @@ func (c *h1ServerConn) loop() (handedOff bool) {
 func (c *h1ServerConn) serveOne(head []byte, bodyLen int) (keep bool) {
 	var req *http.Request
 	fr, ok := parseRequest(c.tmpl, head, bodyLen, c.br, c.spare)
-	c.spare, c.slot.done = nil, false
+	c.spare = nil
 	if ok {
 		_, _ = c.br.Discard(len(head))
 		req = &fr.req
+		c.slot.req, c.slot.done = req, false
 		// Runs after everything below, the body's finish included: the
-		// block goes back for the next request only if the forwarder
-		// alone carried this one (requestDone) and the connection goes on.
-		// A header map grown big by an unusual request is not kept.
+		// block goes back, emptied, for the next request only if the
+		// forwarder alone carried this one (requestDone) and the
+		// connection goes on.
 		defer func() {
-			if keep && c.slot.done && len(fr.req.Header) <= maxSpareFields {
+			done := c.slot.done
+			c.slot.req, c.slot.done = nil, false
+			if keep && done && fr.recycle() {
 				c.spare = fr
 			}
 		}()

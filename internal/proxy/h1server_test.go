@@ -567,6 +567,7 @@ func TestH1ServerReusesRequest(t *testing.T) {
 	var mu sync.Mutex
 	var got []seen
 	type key struct{}
+	shared := http.Header{"Shared": {"yes"}}
 	hh := startH1(t, func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		got = append(got, seen{r, r.Header.Get("X-A"), r.URL.Path})
@@ -576,13 +577,28 @@ func TestH1ServerReusesRequest(t *testing.T) {
 			requestDone(r)
 		case "/derived":
 			requestDone(r.WithContext(context.WithValue(r.Context(), key{}, 1)))
+		case "/clone": // same context, another request
+			requestDone(r.Clone(r.Context()))
+		case "/big": // as hop-by-hop removal leaves a map with many fields named in Connection
+			clear(r.Header)
+			requestDone(r)
+		case "/swap": // a handler that replaces the map: the shared one is not the loop's
+			r.Header = shared
+			requestDone(r)
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}, Timeouts{}, Limits{}, false)
 	c, br := hh.dial(t)
-	paths := []string{"/done", "/done", "/keep", "/done", "/derived", "/done"}
+	paths := []string{"/done", "/done", "/keep", "/done", "/derived", "/done", "/clone", "/big", "/done", "/swap", "/done"}
+	reuses := map[string]bool{"/done": true, "/swap": true}
 	for i, path := range paths {
-		_, _ = fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\nX-A: %d\r\n\r\n", path, i)
+		extra := ""
+		if path == "/big" {
+			for k := range maxSpareFields {
+				extra += fmt.Sprintf("X-Big-%d: v\r\n", k)
+			}
+		}
+		_, _ = fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\nX-A: %d\r\n%s\r\n", path, i, extra)
 		if res, _ := mustRead(t, br, "GET"); res.StatusCode != http.StatusNoContent {
 			t.Fatalf("request %d: status %d", i, res.StatusCode)
 		}
@@ -594,9 +610,12 @@ func TestH1ServerReusesRequest(t *testing.T) {
 	}
 	for i := 1; i < len(got); i++ {
 		reused := got[i].r == got[i-1].r
-		if want := paths[i-1] == "/done"; reused != want {
+		if want := reuses[paths[i-1]]; reused != want {
 			t.Errorf("request %d (after %s): reused %v, want %v", i, paths[i-1], reused, want)
 		}
+	}
+	if shared.Get("Shared") != "yes" {
+		t.Errorf("the loop cleared a header map a handler put in place: %v", shared)
 	}
 	// What the handler kept is as it was when it kept it.
 	keep := got[2]
