@@ -79,7 +79,6 @@ type h1ServerConn struct {
 	spare  *fastRequest  // the last request's block, for the next (h1request.go)
 }
 
-
 func newH1Server(handler http.HandlerFunc, fallback *chanListener, to Timeouts, lim Limits, allowH2C bool, onLimit func(string), log *slog.Logger) *h1Server {
 	return &h1Server{
 		handler: handler, fallback: fallback, readHeader: to.ReadHeader, idle: to.Idle, maxHeader: lim.MaxHeaderBytes,
