@@ -210,12 +210,12 @@ type cutSlotKey struct{}
 // through the forwarder alone (pool, request writer, response copy) and
 // its exchange is over: nothing outside the loop holds r, its header map
 // or its URL, so the loop may reuse them for the connection's next
-// request. Only the very request the loop parsed counts, with the loop's
-// own context: a copy (r.Clone, r.WithContext, as tracing makes) marks
-// nothing, and a request that met anything else (the HTTP/2 fallback, a
-// reverse proxy) is never marked and is left to the garbage collector.
+// request. Only the very request the loop parsed counts: a copy (r.Clone,
+// r.WithContext, as tracing makes) marks nothing, and a request that met
+// anything else (the HTTP/2 fallback, a reverse proxy) is never marked and
+// is left to the garbage collector.
 func requestDone(r *http.Request) {
-	if s, ok := r.Context().Value(cutSlotKey{}).(*cutSlot); ok && s.ctx == r.Context() && s.req == r {
+	if s, ok := r.Context().Value(cutSlotKey{}).(*cutSlot); ok && s.req == r {
 		s.done = true
 	}
 }
