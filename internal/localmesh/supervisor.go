@@ -2,6 +2,7 @@ package localmesh
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -63,6 +64,8 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, errors.New("localmesh: mesh, admin client, output, executable and sidecar command are required")
 	}
 	s := &Supervisor{cfg: cfg}
+	var ports portReserver
+	defer ports.release()
 	sockets := filepath.Join(cfg.Mesh.DataDirPath(), "sockets")
 	for _, ms := range cfg.Mesh.Services {
 		svc := &Service{
@@ -79,11 +82,11 @@ func New(cfg Config) (*Supervisor, error) {
 		}
 		var err error
 		if svc.Inbound == "" {
-			if svc.Inbound, err = freeAddr(); err != nil {
+			if svc.Inbound, err = ports.next(); err != nil {
 				return nil, err
 			}
 		}
-		if svc.Admin, err = freeAddr(); err != nil {
+		if svc.Admin, err = ports.next(); err != nil {
 			return nil, err
 		}
 		for _, u := range ms.Upstreams {
@@ -152,6 +155,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			if err := waitListening(ctx, svc.App); err != nil {
 				s.notice("%s is not listening on %s yet (%v)", svc.Name, svc.App, err)
 			}
+		}
+	}
+	// "is up" promises that a call goes through: every sidecar holds its
+	// policy and knows an endpoint of each upstream (the registry fills
+	// as sidecars report, so a fast app could otherwise beat it).
+	for _, svc := range s.services {
+		if err := waitRoutable(ctx, svc); err != nil {
+			s.notice("%s-proxy cannot route every upstream yet (%v)", svc.Name, err)
 		}
 	}
 	if s.cfg.OnReady != nil && ctx.Err() == nil {
@@ -259,6 +270,55 @@ func waitReady(ctx context.Context, admin string) error {
 	}
 }
 
+// waitRoutable waits, bounded, until the sidecar is ready and lists at
+// least one endpoint for each of its upstreams on /endpoints.
+func waitRoutable(ctx context.Context, svc *Service) error {
+	if err := waitReady(ctx, svc.Admin); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c := &http.Client{Timeout: time.Second}
+	for {
+		missing, err := missingEndpoints(ctx, c, svc)
+		if err == nil && len(missing) == 0 {
+			return nil
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			if err == nil {
+				err = fmt.Errorf("no endpoint for %s", strings.Join(missing, ", "))
+			}
+			return err
+		}
+	}
+}
+
+// missingEndpoints returns the upstreams of svc its sidecar knows no
+// endpoint for.
+func missingEndpoints(ctx context.Context, c *http.Client, svc *Service) ([]string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+svc.Admin+"/endpoints", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/endpoints: %s", resp.Status)
+	}
+	var known map[string][]string
+	if err := json.NewDecoder(resp.Body).Decode(&known); err != nil {
+		return nil, fmt.Errorf("/endpoints: %w", err)
+	}
+	var missing []string
+	for name := range svc.Upstreams {
+		if len(known[name]) == 0 {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	return missing, nil
+}
+
 // waitListening waits, bounded, until something accepts on addr.
 func waitListening(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -275,12 +335,24 @@ func waitListening(ctx context.Context, addr string) error {
 	}
 }
 
-// freeAddr returns a loopback address with a port that was free just now.
-func freeAddr() (string, error) {
+// portReserver hands out loopback addresses with ports that are free, and
+// distinct until release: a port closed at once can come back from the
+// very next bind, and two sidecars were once given the same admin port.
+type portReserver struct{ held []net.Listener }
+
+func (r *portReserver) next() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
+	r.held = append(r.held, ln)
 	return ln.Addr().String(), nil
+}
+
+// release frees every port for the sidecars to bind.
+func (r *portReserver) release() {
+	for _, ln := range r.held {
+		_ = ln.Close()
+	}
+	r.held = nil
 }

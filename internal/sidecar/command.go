@@ -137,7 +137,7 @@ and policy while the control plane is unreachable.`,
 	f.IntVar(&o.port, "port", 0, "service port that policies name (default: the app's port)")
 	f.StringArrayVar(&o.upstreams, "upstream", nil, "SERVICE=HOST:PORT[/PROTOCOL]: a plaintext loopback listener for calls to SERVICE (repeatable)")
 	f.StringVar(&o.httpProxy, "http-proxy", "", "plaintext HTTP proxy address where the app calls http://SERVICE/...")
-	f.StringVar(&o.admin, "admin", "127.0.0.1:0", "admin address for /metrics, /healthz and /readyz (loopback)")
+	f.StringVar(&o.admin, "admin", "127.0.0.1:0", "admin address for /metrics, /healthz, /readyz, /endpoints and /tap (loopback)")
 	f.StringVar(&o.workloadAPI, "workload-api", "", "unix socket path for the SPIFFE Workload API (empty: off)")
 	f.IntVar(&o.cores, "cores", 1, "CPU cores the sidecar uses at most (0: all; 2 lowers tail latency under bursts for ~20% more CPU per request; the GOMAXPROCS variable overrides)")
 	return cmd

@@ -8,6 +8,7 @@ package sidecar
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"golang.org/x/sync/errgroup"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
@@ -44,7 +46,7 @@ type Config struct {
 	Port        int // service port policies name (0: the app's port)
 	Upstreams   []proxy.Upstream
 	HTTPProxy   string
-	Admin       string // /metrics, /healthz, /readyz
+	Admin       string // /metrics, /healthz, /readyz, /endpoints, /tap
 	WorkloadAPI string // unix socket path ("" for none)
 	Logger      *slog.Logger
 }
@@ -52,12 +54,30 @@ type Config struct {
 // ErrConfig marks errors in the sidecar's configuration (exit code 2).
 var ErrConfig = errors.New("sidecar config")
 
-// sidecarState is what the watch stream has told the sidecar, for reports.
+// sidecarState is what the watch stream has told the sidecar, for reports
+// and the admin endpoints.
 type sidecarState struct {
 	mu            sync.Mutex
+	configured    bool // the first update is applied
 	policyVersion string
 	policyError   string
 	endpoints     map[string][]string
+}
+
+// isConfigured reports whether the first update from the control plane is
+// in force: before it the sidecar knows no policy (so denies every call)
+// and no endpoints.
+func (st *sidecarState) isConfigured() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.configured
+}
+
+// endpointsJSON is the registry as the sidecar holds it, for /endpoints.
+func (st *sidecarState) endpointsJSON() ([]byte, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return json.Marshal(st.endpoints)
 }
 
 // Run bootstraps the sidecar's identity and runs it until ctx is cancelled.
@@ -156,7 +176,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return src.Run(ctx) })
 	g.Go(func() error { return p.Run(ctx) })
-	g.Go(func() error { return serveAdmin(ctx, adminLn, reg, src, taps) })
+	g.Go(func() error { return serveAdmin(ctx, adminLn, reg, src, state, taps) })
 	if cfg.WorkloadAPI != "" {
 		ws, err := workloadapi.Listen(cfg.WorkloadAPI, src, log.With(observe.KeyComponent, "workloadapi"))
 		if err != nil {
@@ -224,6 +244,7 @@ func applyUpdate(p *proxy.Proxy, td string, st *sidecarState, u *apiv1.MeshUpdat
 		}
 	}
 	st.endpoints = next
+	st.configured = true
 }
 
 func union(a, b []string) []string {
@@ -273,9 +294,11 @@ func trafficCounts(g prometheus.Gatherer) (active, total int64) {
 	return active, total
 }
 
-// serveAdmin serves /metrics, /healthz (the process runs) and /readyz (it
-// holds an unexpired SVID).
-func serveAdmin(ctx context.Context, ln net.Listener, reg *prometheus.Registry, src *source.Source, taps *tapHub) error {
+// serveAdmin serves /metrics, /healthz (the process runs), /readyz (it
+// holds an unexpired SVID and the control plane's first update, as Envoy
+// is not ready before its first configuration) and /endpoints (the
+// registry it routes by, as JSON).
+func serveAdmin(ctx context.Context, ln net.Listener, reg *prometheus.Registry, src x509svid.Source, st *sidecarState, taps *tapHub) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /tap", taps)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -286,7 +309,20 @@ func serveAdmin(ctx context.Context, ln net.Listener, reg *prometheus.Registry, 
 			http.Error(w, "no valid SVID", http.StatusServiceUnavailable)
 			return
 		}
+		if !st.isConfigured() {
+			http.Error(w, "waiting for the control plane's first update (policy and endpoints)", http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /endpoints", func(w http.ResponseWriter, _ *http.Request) {
+		b, err := st.endpointsJSON()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(append(b, '\n'))
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

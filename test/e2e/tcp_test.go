@@ -32,7 +32,7 @@ func TestTCPExample(t *testing.T) {
 	}
 	got, err := echo("127.0.0.1:9100")
 	if err != nil || got != "hello over mTLS\n" {
-		t.Fatalf("client -> echo: %q, %v", got, err)
+		t.Fatalf("client -> echo: %q, %v; output:\n%s", got, err, tail(up.out.String(), 40))
 	}
 	if got, err := echo("127.0.0.1:9101"); err == nil || got != "" {
 		t.Fatalf("intruder -> echo got %q; want the connection closed", got)
@@ -48,7 +48,7 @@ func TestTCPExample(t *testing.T) {
 		t.Fatalf("a second up made a new CA (%s -> %s)", root, got)
 	}
 	if got, err := echo("127.0.0.1:9100"); err != nil || got != "hello over mTLS\n" {
-		t.Fatalf("after restart: %q, %v", got, err)
+		t.Fatalf("after restart: %q, %v; output:\n%s", got, err, tail(again.out.String(), 40))
 	}
 	again.stop(t)
 	fresh := start(t, nil, "up", "-f", "../../examples/tcp-echo/mesh.yaml", "--data-dir", dataDir, "--fresh")
