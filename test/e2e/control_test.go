@@ -17,14 +17,27 @@ import (
 	"time"
 )
 
+// handedOut are the ports freePort has returned in this run.
+var handedOut sync.Map
+
+// freePort returns a loopback address whose port was free just now and
+// was not returned before: the kernel readily hands a just-closed port out
+// again, and two listeners of one test must not be given the same one.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		if _, seen := handedOut.LoadOrStore(addr, true); !seen {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no fresh loopback port in 100 tries")
+	return ""
 }
 
 func startControl(t *testing.T, dataDir, addr string) *proc {
