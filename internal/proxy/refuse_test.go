@@ -51,7 +51,10 @@ func TestInboundRefusesAtHandshake(t *testing.T) {
 	}
 	viaTLS := func(cfg *tls.Config) func(t *testing.T) error {
 		return func(t *testing.T) error {
-			_, err := h2Client(cfg).Get("https://" + inbound + "/secret")
+			res, err := h2Client(cfg).Get("https://" + inbound + "/secret")
+			if err == nil {
+				res.Body.Close()
+			}
 			return err
 		}
 	}
