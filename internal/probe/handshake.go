@@ -98,6 +98,10 @@ func (p *prober) handshake(ctx context.Context, a attempt) (outcome, error) {
 		MaxVersion:         a.version,
 		CipherSuites:       a.suites,
 		Time:               p.cfg.Now,
+		// Every attempt is a full handshake: a resumed one would not call
+		// VerifyPeerCertificate, so the chain would go unrecorded. (There is
+		// no ClientSessionCache either; this keeps it so if one is added.)
+		SessionTicketsDisabled: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			o.serverCert = true
 			o.chain = raw
