@@ -115,7 +115,7 @@ func runDashboard(ctx context.Context, o *dashboardOptions, stdout, stderr io.Wr
 		return err
 	}
 	if err := checkDashboard(ctx, o.client, url); err != nil {
-		return fmt.Errorf("no dashboard answers at %s (%v); start one with `meshward up` or `meshward control`", url, err)
+		return fmt.Errorf("no dashboard answers at %s (%w); start one with `meshward up` or `meshward control`", url, err)
 	}
 	display := o.getenv("DISPLAY") != "" || o.getenv("WAYLAND_DISPLAY") != ""
 	opened := false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -311,8 +312,14 @@ func policyMessage(v store.PolicyVersion) *apiv1.Policy {
 	return p
 }
 
+// fileCount is a policy's number of files for the API's int32 field
+// (clamped, though the 8 MiB message limit keeps any policy far below it).
+func fileCount(n int) int32 {
+	return int32(min(n, math.MaxInt32)) //nolint:gosec // bounded: n is a len (never negative), clamped to MaxInt32
+}
+
 func versionMessage(v store.PolicyVersion) *apiv1.PolicyVersion {
-	return &apiv1.PolicyVersion{Revision: v.Revision, Version: v.Version, AppliedAt: v.AppliedAt.Unix(), AppliedBy: v.AppliedBy, GitCommit: v.GitCommit, Files: int32(len(v.Files)), Note: v.Note}
+	return &apiv1.PolicyVersion{Revision: v.Revision, Version: v.Version, AppliedAt: v.AppliedAt.Unix(), AppliedBy: v.AppliedBy, GitCommit: v.GitCommit, Files: fileCount(len(v.Files)), Note: v.Note}
 }
 
 // Status is the mesh status for in-process readers (the dashboard): the
@@ -328,7 +335,7 @@ func (s *Server) Status() *apiv1.MeshStatusResponse {
 	defer s.hub.mu.Unlock()
 	resp.Banned = slices.Clone(s.hub.state.banned)
 	if p := s.hub.state.policy; p != nil {
-		resp.Policy = &apiv1.PolicyVersion{Revision: p.Revision, Version: p.Version, GitCommit: p.GitCommit, Files: int32(len(p.Files))}
+		resp.Policy = &apiv1.PolicyVersion{Revision: p.Revision, Version: p.Version, GitCommit: p.GitCommit, Files: fileCount(len(p.Files))}
 	}
 	return resp
 }

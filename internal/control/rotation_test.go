@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -37,7 +38,11 @@ func startPair(t *testing.T, e *testEnv, ctx context.Context) *pair {
 	t.Helper()
 	api, web := e.source("api"), e.source("web")
 	for _, s := range []*source.Source{api, web} {
-		go s.Run(ctx)
+		go func() {
+			if err := s.Run(ctx); err != nil {
+				t.Errorf("source: %v", err)
+			}
+		}()
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -48,7 +53,11 @@ func startPair(t *testing.T, e *testEnv, ctx context.Context) *pair {
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "ok")
 	}), TLSConfig: srvTLS}
-	go hs.ServeTLS(ln, "", "")
+	go func() {
+		if err := hs.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	}()
 	t.Cleanup(func() { hs.Close() })
 	apiID := spiffeid.RequireFromString("spiffe://example.org/ns/default/sa/api")
 	cliTLS := tlsconfig.MTLSClientConfig(web, web, tlsconfig.AuthorizeID(apiID))
@@ -93,7 +102,11 @@ func TestRotationUnderUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go wsrv.Run(ctx)
+	go func() {
+		if err := wsrv.Run(ctx); err != nil {
+			t.Errorf("workload api: %v", err)
+		}
+	}()
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	w := watcherFunc(func(c *workloadapi.X509Context) {
@@ -101,7 +114,10 @@ func TestRotationUnderUse(t *testing.T) {
 		defer mu.Unlock()
 		seen[identity.SerialHex(c.DefaultSVID().Certificates[0])] = true
 	})
-	go workloadapi.WatchX509Context(ctx, w, workloadapi.WithAddr("unix://"+sock))
+	go func() {
+		// It returns ctx's error once the test ends; what it saw is in seen.
+		_ = workloadapi.WatchX509Context(ctx, w, workloadapi.WithAddr("unix://"+sock))
+	}()
 
 	intermediates := map[string]bool{}
 	var failures, requests int

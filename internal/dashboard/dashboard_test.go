@@ -443,11 +443,11 @@ spec:
 	// Cached until the policy changes or a minute passes.
 	first := v.ScannedAt
 	clk.Add(30 * time.Second)
-	if d.findings(t.Context()).ScannedAt != first {
+	if !d.findings(t.Context()).ScannedAt.Equal(first) {
 		t.Error("scanned again within the minute")
 	}
 	clk.Add(31 * time.Second)
-	if d.findings(t.Context()).ScannedAt == first {
+	if d.findings(t.Context()).ScannedAt.Equal(first) {
 		t.Error("not scanned again after a minute")
 	}
 }

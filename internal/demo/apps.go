@@ -54,7 +54,7 @@ func Run(ctx context.Context, name string, log *slog.Logger) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second) // ctx is done: shut down on a fresh deadline
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()

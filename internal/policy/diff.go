@@ -67,7 +67,7 @@ type probe struct {
 	req                         Request
 }
 
-// Diff computes the blast radius of replacing old with new: the grants new
+// Diff computes the blast radius of replacing old with next: the grants next
 // allows that old did not (Widen) and those it no longer allows. It works on
 // the compiled engines by deciding the same probe requests with both: every
 // identity, namespace and wildcard the policies name as sources, crossed
@@ -75,11 +75,11 @@ type probe struct {
 // are assumed true (a grant that depends on one carries it), so a changed
 // condition shows as the old grant removed and the new one added. mesh
 // (optional) adds its services as sources and targets and their ports.
-func Diff(old, new *Engine, mesh *config.Mesh) []Change {
+func Diff(old, next *Engine, mesh *config.Mesh) []Change {
 	sources := map[string]probeSource{}
 	targets := map[targetKey]bool{}
 	ops := map[targetKey][]*compiledOp{}
-	for _, e := range []*Engine{old, new} {
+	for _, e := range []*Engine{old, next} {
 		if e == nil {
 			continue
 		}
@@ -134,7 +134,7 @@ func Diff(old, new *Engine, mesh *config.Mesh) []Change {
 				for _, side := range []struct {
 					e *Engine
 					m map[Grant]string
-				}{{old, oldG}, {new, newG}} {
+				}{{old, oldG}, {next, newG}} {
 					ok, rule := side.e.decideForDiff(&pr.req)
 					if !ok {
 						continue

@@ -140,12 +140,12 @@ func canonicalPath(p string, allowSemicolon bool) bool {
 	segStart := 1
 	for i := 1; i <= len(p); i++ {
 		if i < len(p) {
-			c := p[i]
-			if c == '/' {
-				// fall through to the segment check
-			} else if isPchar(c) || (c == ';' && allowSemicolon) {
+			switch c := p[i]; {
+			case c == '/':
+				// a segment ends here: checked below
+			case isPchar(c) || (c == ';' && allowSemicolon):
 				continue
-			} else {
+			default:
 				return false // '%', '\\', controls, non-ASCII...
 			}
 		}

@@ -260,7 +260,7 @@ func checkPathPattern(p string) error {
 	}
 	n, err := NormalizePath(base)
 	if err != nil {
-		return fmt.Errorf("cannot match any request: %v", err)
+		return fmt.Errorf("cannot match any request: %w", err)
 	}
 	if n != base {
 		return fmt.Errorf("is not normalized: requests are matched in normalized form, write %q", n+strings.TrimPrefix(p, base))
@@ -274,7 +274,7 @@ func validHeaderName(k string) bool {
 	}
 	for i := 0; i < len(k); i++ {
 		c := k[i]
-		if !(isUnreserved(c) || strings.IndexByte("!#$%&'*+^`|", c) >= 0) {
+		if !isUnreserved(c) && strings.IndexByte("!#$%&'*+^`|", c) < 0 {
 			return false
 		}
 	}

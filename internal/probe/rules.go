@@ -180,7 +180,7 @@ func (e *evaluator) chain() {
 		if why := weakKey(c); why != "" {
 			weakKeys = append(weakKeys, name+" has an "+why)
 		}
-		if weakSignature(c.Signature) && !(c.SelfSigned && c.IsCA) {
+		if weakSignature(c.Signature) && !(c.SelfSigned && c.IsCA) { //nolint:staticcheck // QF1001: "unless it is a self-signed root" reads clearer negated whole
 			weakSigs = append(weakSigs, name+" is signed with "+c.Signature)
 		}
 	}

@@ -95,7 +95,8 @@ type Limits struct {
 	MaxResetsPerConnMinute int // client-cancelled HTTP/2 streams per connection and minute (rapid reset)
 }
 
-// Timeouts; zero fields take the defaults in defaults.go.
+// Timeouts are the proxy's time limits; zero fields take the defaults in
+// defaults.go.
 type Timeouts struct {
 	Connect        time.Duration // dial of an upstream sidecar or the app
 	Handshake      time.Duration // inbound TLS handshake

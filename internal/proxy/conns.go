@@ -36,15 +36,15 @@ func connInfoFrom(ctx context.Context) *connInfo {
 }
 
 // noteReset records a stream the client cancelled before its response was
-// complete and reports whether the connection exceeded max per minute.
-func (ci *connInfo) noteReset(now time.Time, max int) bool {
+// complete and reports whether the connection exceeded limit per minute.
+func (ci *connInfo) noteReset(now time.Time, limit int) bool {
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
 	if now.Sub(ci.resetWindow) >= time.Minute {
 		ci.resetWindow, ci.resets = now, 0
 	}
 	ci.resets++
-	return ci.resets > max
+	return ci.resets > limit
 }
 
 // connTracker counts open inbound connections per peer (a limit) and keeps
@@ -59,12 +59,12 @@ func newConnTracker() *connTracker {
 	return &connTracker{perPeer: map[spiffeid.ID]int{}, open: map[net.Conn]struct{}{}}
 }
 
-// acquire registers c for peer unless peer already has max connections.
+// acquire registers c for peer unless peer already has limit connections.
 // The returned release is idempotent.
-func (t *connTracker) acquire(peer spiffeid.ID, c net.Conn, max int) (release func(), ok bool) {
+func (t *connTracker) acquire(peer spiffeid.ID, c net.Conn, limit int) (release func(), ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !peer.IsZero() && max > 0 && t.perPeer[peer] >= max {
+	if !peer.IsZero() && limit > 0 && t.perPeer[peer] >= limit {
 		return nil, false
 	}
 	if !peer.IsZero() {

@@ -222,7 +222,7 @@ func (c *h1Conn) checkAlive() bool {
 }
 
 func (c *h1Conn) close() {
-	_ = c.Conn.Close()
+	_ = c.Conn.Close() //nolint:staticcheck // QF1008: c.Close() would read as a typo for c.close()
 	if c.br != nil {
 		c.br.Reset(nil)
 		h1Readers.Put(c.br)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -125,7 +126,8 @@ func TestRapidReset(t *testing.T) {
 		// Drain what the server sent until it closes the connection.
 		for {
 			if _, err := fr.ReadFrame(); err != nil {
-				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
 					t.Fatal("connection still open after the reset flood")
 				}
 				break

@@ -16,7 +16,11 @@ import (
 func TestTracing(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	defer tp.Shutdown(t.Context())
+	defer func() {
+		if err := tp.Shutdown(t.Context()); err != nil {
+			t.Error(err)
+		}
+	}()
 	var appSaw string
 	app := newEchoApp(t, false, map[string]http.Handler{"/traced": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		appSaw = r.Header.Get("Traceparent")
@@ -63,7 +67,7 @@ func TestTracing(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, kv := range server.Attributes {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	if attrs["meshward.source"] != frontendID || attrs["meshward.decision"] != "allow" || attrs["meshward.destination"] != "catalog" {
 		t.Errorf("server span attributes = %v", attrs)

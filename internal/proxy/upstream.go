@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -71,7 +72,7 @@ func (p *Proxy) ensureUpstream(service, ns string, proto Protocol) (*upstream, e
 		PingTimeout:        10 * time.Second,
 		IdleConnTimeout:    p.cfg.Timeouts.Idle,
 		DisableCompression: true,
-		MaxHeaderListSize:  uint32(p.cfg.Limits.MaxHeaderBytes),
+		MaxHeaderListSize:  uint32(min(int64(p.cfg.Limits.MaxHeaderBytes), math.MaxUint32)), //nolint:gosec // bounded: Validate rejects negatives, min clamps the top
 	}
 	u.h1 = &http.Transport{
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

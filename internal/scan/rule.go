@@ -13,7 +13,7 @@ const (
 	CatAuthzPathNormalization = "authz-path-normalization"
 	CatAuthzDryRunOnly        = "authz-dry-run-only"
 	CatEgressUnrestricted     = "egress-unrestricted"
-	CatIngressPassthrough     = "ingress-passthrough-no-auth"
+	CatIngressPassthrough     = "ingress-passthrough-no-auth" //nolint:gosec // G101: a finding category name, not a credential
 	CatCertExpired            = "cert-expired"
 	CatCertExpiringSoon       = "cert-expiring-soon"
 	CatCertLongLived          = "cert-long-lived"

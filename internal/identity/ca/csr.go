@@ -27,7 +27,7 @@ func CheckCSR(der []byte, want spiffeid.ID) (*x509.CertificateRequest, error) {
 		return nil, fmt.Errorf("%w: signature does not verify: %w", ErrBadCSR, err)
 	}
 	if err := checkKey(csr.PublicKey); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadCSR, err)
 	}
 	if len(csr.URIs) > 1 {
 		return nil, fmt.Errorf("%w: an X.509-SVID has exactly one URI SAN, the CSR asks for %d", ErrBadCSR, len(csr.URIs))

@@ -65,7 +65,9 @@ func TestWriteCSRSeeds(t *testing.T) {
 		}
 		return der
 	}
-	os.MkdirAll("testdata/csr", 0o755)
+	if err := os.MkdirAll("testdata/csr", 0o755); err != nil {
+		t.Fatal(err)
+	}
 	good := mk()
 	seeds := map[string][]byte{
 		"plain.der":     good,

@@ -14,8 +14,8 @@ import (
 
 // Backoff bounds for calls to an unreachable control plane.
 const (
-	backoffMin = 250 * time.Millisecond
-	backoffMax = 15 * time.Second
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 15 * time.Second
 )
 
 // Run renews the SVID and follows the watch stream until ctx is cancelled.
@@ -42,7 +42,7 @@ func (s *Source) renewAt() time.Time {
 
 func (s *Source) renewLoop(ctx context.Context) {
 	next := s.renewAt()
-	backoff := backoffMin
+	backoff := minBackoff
 	for {
 		t := time.NewTimer(time.Until(next))
 		select {
@@ -61,10 +61,10 @@ func (s *Source) renewLoop(ctx context.Context) {
 			}
 			level("renewal failed; serving the current SVID", observe.KeyError, err, observe.KeyNotAfter, leaf.NotAfter)
 			next = s.cfg.Now().Add(backoff + jitter(backoff/2))
-			backoff = min(backoff*2, backoffMax)
+			backoff = min(backoff*2, maxBackoff)
 			continue
 		}
-		backoff = backoffMin
+		backoff = minBackoff
 		next = s.renewAt()
 	}
 }
@@ -89,15 +89,15 @@ func (s *Source) renew(ctx context.Context) error {
 }
 
 func (s *Source) watchLoop(ctx context.Context) {
-	backoff := backoffMin
+	backoff := minBackoff
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := s.watch(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Since(start) > backoffMax {
-			backoff = backoffMin
+		if time.Since(start) > maxBackoff {
+			backoff = minBackoff
 		}
 		s.log.Warn("watch stream to control plane lost; serving cached state", observe.KeyError, err)
 		select {
@@ -105,7 +105,7 @@ func (s *Source) watchLoop(ctx context.Context) {
 			return
 		case <-time.After(backoff + jitter(backoff/2)):
 		}
-		backoff = min(backoff*2, backoffMax)
+		backoff = min(backoff*2, maxBackoff)
 	}
 }
 

@@ -75,7 +75,7 @@ func decodeHCL(name string, data []byte) ([]*scan.Object, error) {
 	}
 	var raw map[string]any
 	if err := hcl.DecodeObject(&raw, f); err != nil {
-		return nil, &Error{File: name, Err: fmt.Errorf("invalid HCL: %v", err)}
+		return nil, &Error{File: name, Err: fmt.Errorf("invalid HCL: %w", err)}
 	}
 	body, _ := normalizeHCL(raw).(map[string]any)
 	if body == nil {

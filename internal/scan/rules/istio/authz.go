@@ -123,7 +123,7 @@ func ruleWithoutIdentity(r any) bool {
 	}
 	for _, f := range from {
 		id, neg, netw := sourceFields(scan.Map(f, "source"))
-		if id || !(neg || netw) {
+		if id || !(neg || netw) { //nolint:staticcheck // QF1001: "requires an identity, or is not narrowed by a negation or network" reads clearer
 			return false
 		}
 	}

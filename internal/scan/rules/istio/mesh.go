@@ -190,7 +190,7 @@ func checkWorkloads(m *scan.Model) []scan.Finding {
 	for _, w := range m.Workloads() {
 		o := w.Object
 		n := o.Namespace
-		if workloadOptsOut(w) && s.namespaceInjectionOn(n) && !(w.PodLabels[labelDataplaneMode] == "none" && !s.ambient[n]) {
+		if workloadOptsOut(w) && s.namespaceInjectionOn(n) && !(w.PodLabels[labelDataplaneMode] == "none" && !s.ambient[n]) { //nolint:staticcheck // QF1001: the exception (mode none outside ambient) reads clearer whole
 			out = append(out, ruleInjection.Finding(o, podField(o, "annotations"),
 				fmt.Sprintf("%s %s/%s opts out of the sidecar in injected namespace %s: it runs outside the mesh and accepts plaintext from anyone.", o.Kind, n, o.Name, n)))
 		}

@@ -161,13 +161,13 @@ func (s *state) loadMeshConfig() {
 			return
 		}
 	}
-	for _, o := range s.m.Kind("IstioOperator") {
+	if ops := s.m.Kind("IstioOperator"); len(ops) > 0 {
+		o := ops[0] // the first; several operators are not merged
 		mc := o.Map("spec.meshConfig")
 		if mc == nil {
 			mc = map[string]any{}
 		}
 		s.mesh, s.meshObj, s.present = mc, o, true
-		return
 	}
 }
 

@@ -136,13 +136,13 @@ func checkDefaults(m *scan.Model) []scan.Finding {
 		nsObj := m.Namespace(n)
 		if !s.namespaceInjected(n) {
 			// Workloads may opt in one by one.
-			any := false
+			optedIn := false
 			for _, w := range m.WorkloadsIn(n) {
 				if s.meshed(w) == 1 {
-					any = true
+					optedIn = true
 				}
 			}
-			if !any {
+			if !optedIn {
 				continue
 			}
 		}
