@@ -13,8 +13,8 @@ import (
 
 // Restart backoff bounds for crashed components.
 const (
-	restartMin = 500 * time.Millisecond
-	restartMax = 30 * time.Second
+	minRestart = 500 * time.Millisecond
+	maxRestart = 30 * time.Second
 	// stable is how long a component must run before its backoff resets.
 	stable = 10 * time.Second
 	// stopGrace is how long a component gets between SIGTERM and SIGKILL.
@@ -37,7 +37,7 @@ type process struct {
 // run keeps the process running until ctx ends. A process that exits is
 // reported and restarted with exponential backoff.
 func (p *process) run(ctx context.Context) {
-	backoff := restartMin
+	backoff := minRestart
 	for ctx.Err() == nil {
 		cmd, err := p.prepare(ctx)
 		if err != nil {
@@ -45,7 +45,7 @@ func (p *process) run(ctx context.Context) {
 			if !sleepCtx(ctx, backoff) {
 				return
 			}
-			backoff = min(backoff*2, restartMax)
+			backoff = min(backoff*2, maxRestart)
 			continue
 		}
 		cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -58,7 +58,7 @@ func (p *process) run(ctx context.Context) {
 			if !sleepCtx(ctx, backoff) {
 				return
 			}
-			backoff = min(backoff*2, restartMax)
+			backoff = min(backoff*2, maxRestart)
 			continue
 		}
 		select {
@@ -70,13 +70,13 @@ func (p *process) run(ctx context.Context) {
 			return
 		}
 		if time.Since(start) > stable {
-			backoff = restartMin
+			backoff = minRestart
 		}
 		p.notice("%s exited (%s); restarting in %s", p.name, exitReason(err), backoff)
 		if !sleepCtx(ctx, backoff) {
 			return
 		}
-		backoff = min(backoff*2, restartMax)
+		backoff = min(backoff*2, maxRestart)
 	}
 }
 
