@@ -26,6 +26,10 @@ fuzz: ## a short run of every fuzz target
 	  done; \
 	done
 
+lint: ## what STYLE.md asks before a commit (golangci-lint v2: go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0)
+	$(GO) vet ./...
+	golangci-lint run ./...
+
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./internal/...
 
