@@ -34,7 +34,8 @@ type Config struct {
 	Out         *Output
 	// SidecarArgs are extra flags for every sidecar (e.g. --log-format).
 	SidecarArgs []string
-	// OnReady is called once every sidecar is ready and every app started.
+	// OnReady is called once every app listens and every sidecar is ready
+	// and knows an endpoint of each of its upstreams.
 	OnReady func()
 }
 
