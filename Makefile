@@ -1,7 +1,7 @@
 # meshward: the two commands a newcomer needs are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo build test unit e2e fuzz bench lint generate
+.PHONY: demo build deps test unit e2e fuzz bench lint generate
 
 demo: build ## run the bundled demo shop (frontend on http://127.0.0.1:8080)
 	./bin/meshward up --demo
@@ -10,13 +10,16 @@ build: ## bin/meshward and the lean sidecar bin/meshward-proxy (up uses it)
 	$(GO) build -o bin/meshward ./cmd/meshward
 	$(GO) build -o bin/meshward-proxy ./cmd/meshward-proxy
 
-test: unit e2e ## what CI runs
+deps: ## the Debian packages the tests use (curl, nginx, haproxy, promtool, chromium); quiet when present
+	@./scripts/deps.sh
+
+test: deps unit e2e ## what CI runs: installs what is missing, then every test
 
 unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-e2e: ## real binary, real processes, real clients (needs curl; see .ci/run)
+e2e: ## real binary, real processes, real clients (make deps installs what they use)
 	$(GO) test -tags e2e -count=1 -timeout 15m ./test/e2e/...
 
 fuzz: ## a short run of every fuzz target

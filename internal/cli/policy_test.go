@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"meshward.dev/meshward/internal/testenv"
 )
 
 const (
@@ -149,9 +151,7 @@ func TestPolicyDiffCmd(t *testing.T) {
 
 func TestPolicyDiffGit(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
-	}
+	testenv.Tool(t, "git", "git")
 	repo := t.TempDir()
 	copyDir(t, demoPolicies, filepath.Join(repo, "policies"))
 	git := func(args ...string) {

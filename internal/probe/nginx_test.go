@@ -19,10 +19,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"meshward.dev/meshward/internal/scan"
+	"meshward.dev/meshward/internal/testenv"
 	"meshward.dev/meshward/internal/testpki"
 )
-
-const nginxBin = "/usr/sbin/nginx"
 
 // nginxConf is a deliberately weak TLS server: TLS 1.0 to 1.3, every cipher
 // OpenSSL has at security level 0 (which also admits the 1024-bit RSA key and
@@ -58,9 +57,7 @@ http {
 // polling. The returned context ends if nginx exits early.
 func startWeakNginx(t *testing.T) (Target, *testpki.CA, context.Context) {
 	t.Helper()
-	if _, err := os.Stat(nginxBin); err != nil {
-		t.Skipf("nginx is not installed (%v); install it with 'apt-get install -y nginx' (.ci/run does)", err)
-	}
+	nginxBin := testenv.Tool(t, "nginx", "nginx")
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, "legacy.test")
 	key, err := rsa.GenerateKey(rand.Reader, 1024)

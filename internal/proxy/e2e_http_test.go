@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meshward.dev/meshward/internal/testenv"
 )
 
 func TestHTTP1GoClient(t *testing.T) {
@@ -70,10 +72,7 @@ func TestHTTP1GoClient(t *testing.T) {
 }
 
 func TestHTTP1Curl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
+	curl := testenv.Tool(t, "curl", "curl")
 	app := newEchoApp(t, false, nil)
 	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP})
 	// Two URLs in one invocation reuse the connection (keep-alive); the

@@ -7,7 +7,6 @@ import (
 	"context"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"meshward.dev/meshward/internal/testenv"
 )
 
 const dashboardURL = "http://127.0.0.1:9900"
@@ -25,10 +25,7 @@ const dashboardURL = "http://127.0.0.1:9900"
 // returns a chromedp context bounded by d.
 func browser(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium not found (Debian package chromium; .ci/run installs it)")
-	}
+	path := testenv.Tool(t, "chromium", "chromium")
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meshward.dev/meshward/internal/testenv"
 )
 
 const controlMetrics = "http://127.0.0.1:9900/metrics"
@@ -98,9 +100,7 @@ func promtool(t *testing.T, name, body string) {
 // checks every sidecar's and the control plane's /metrics with promtool;
 // every metric they expose must be in docs/metrics.md.
 func TestPromtool(t *testing.T) {
-	if _, err := exec.LookPath("promtool"); err != nil {
-		t.Fatal("promtool not found (Debian package prometheus; .ci/run installs it)")
-	}
+	testenv.Tool(t, "promtool", "prometheus")
 	doc, err := os.ReadFile(metricsDoc)
 	if err != nil {
 		t.Fatal(err)
