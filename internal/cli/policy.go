@@ -29,10 +29,6 @@ commands here run the same compiler and engine as the sidecars, so what
 		Example: `  meshward policy lint ./policies --mesh mesh.yaml
   meshward policy test ./policies --junit policy-tests.xml
   meshward policy diff main:policies ./policies`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErrf("%s needs a subcommand; see '%s --help'", cmd.CommandPath(), cmd.CommandPath())
-		},
 	}
 	c.AddCommand(newPolicyLintCmd(), newPolicyTestCmd(), newPolicyDiffCmd())
 	for _, sub := range policyRemoteCmds(g) {

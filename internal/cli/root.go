@@ -65,7 +65,34 @@ look for.`,
 	for _, c := range newHiddenCmds(g) {
 		root.AddCommand(c)
 	}
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group (meshward itself,
+// policy, ca, ...) answer an unknown subcommand with a usage error (exit 2)
+// and a suggestion, and a group called with no subcommand with one too.
+// Left to cobra, the root returns a plain error (exit 1) and a group prints
+// its help and exits 0, so a typo in a script would pass.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() || (c.Runnable() && c.Args != nil) {
+		return
+	}
+	c.SuggestionsMinimumDistance = 2
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return usageErrf("%s needs a subcommand; see '%s --help'", cmd.CommandPath(), cmd.CommandPath())
+		}
+		hint := ""
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			hint = fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return usageErrf("unknown command %q for %q%s; see '%s --help'", args[0], cmd.CommandPath(), hint, cmd.CommandPath())
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
 // exactArgs is cobra.ExactArgs with a usage exit code.
