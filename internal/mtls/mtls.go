@@ -76,7 +76,7 @@ func ServerConfig(svid x509svid.Source, bundle x509bundle.Source, authorize Auth
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return certs.get()
 		},
-		VerifyConnection: verifyConnection(bundle, authorize, o.Now),
+		VerifyConnection: verifyConnection(bundle, authorize, o.Now, x509.ExtKeyUsageClientAuth),
 		NextProtos:       o.NextProtos,
 		Time:             o.Now,
 	}
@@ -98,15 +98,17 @@ func ClientConfig(svid x509svid.Source, bundle x509bundle.Source, authorize Auth
 		// Hostname verification does not apply to SPIFFE; VerifyConnection
 		// verifies the chain and the ID on every connection instead.
 		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
-		VerifyConnection:   verifyConnection(bundle, authorize, o.Now),
+		VerifyConnection:   verifyConnection(bundle, authorize, o.Now, x509.ExtKeyUsageServerAuth),
 		NextProtos:         o.NextProtos,
 		Time:               o.Now,
 	}
 }
 
 // verifyConnection runs on every handshake, full or resumed: it verifies the
-// peer chain against the current bundle and authorizes the SPIFFE ID.
-func verifyConnection(bundle x509bundle.Source, authorize Authorizer, now func() time.Time) func(tls.ConnectionState) error {
+// peer chain against the current bundle, checks that the leaf may be used
+// for the peer's role (usage: clientAuth for a caller, serverAuth for a
+// server) and authorizes the SPIFFE ID.
+func verifyConnection(bundle x509bundle.Source, authorize Authorizer, now func() time.Time, usage x509.ExtKeyUsage) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			return ErrNoPeerCertificate
@@ -118,6 +120,9 @@ func verifyConnection(bundle x509bundle.Source, authorize Authorizer, now func()
 		id, chains, err := x509svid.Verify(cs.PeerCertificates, bundle, opts...)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrUntrusted, classify(cs.PeerCertificates[0], bundle, now, err))
+		}
+		if !allowsUsage(cs.PeerCertificates[0], usage) {
+			return fmt.Errorf("%w: %w", ErrUntrusted, ErrKeyUsage)
 		}
 		return authorize(id, chains)
 	}
@@ -141,6 +146,25 @@ func classify(leaf *x509.Certificate, bundle x509bundle.Source, now func() time.
 	}
 	return err
 }
+
+// allowsUsage reports whether leaf names usage (or any usage) among its
+// extended key usages. x509svid.Verify accepts any usage, and a leaf
+// without the extension would be valid for every purpose under RFC 5280:
+// both are refused, so a certificate issued for serving alone (or for
+// something else entirely) cannot be presented as a caller's. meshward's CA
+// issues every SVID with serverAuth and clientAuth, as SPIRE does.
+func allowsUsage(leaf *x509.Certificate, usage x509.ExtKeyUsage) bool {
+	for _, u := range leaf.ExtKeyUsage {
+		if u == usage || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrKeyUsage is wrapped (with ErrUntrusted) when the peer's leaf does not
+// allow the role it plays: clientAuth for a caller, serverAuth for a server.
+var ErrKeyUsage = errors.New("certificate not issued for this role (extended key usage)")
 
 // ErrExpired is wrapped (with ErrUntrusted) when the peer's certificate is
 // expired or not yet valid.

@@ -3,6 +3,7 @@ package mtls_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"testing"
 	"time"
@@ -144,6 +145,22 @@ func TestHandshake(t *testing.T) {
 			serverSVID: ca.IssueSVID(t, sid, testpki.Leaf{NotBefore: now.Add(-2 * time.Hour), NotAfter: now.Add(-time.Minute)}),
 			clientSVID: goodClient.SVIDOrNil(),
 			wantClient: mtls.ReasonExpired,
+		},
+		{
+			name:       "client certificate issued for serving only",
+			clientSVID: ca.IssueSVID(t, cid, testpki.Leaf{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}),
+			wantServer: mtls.ReasonKeyUsage,
+		},
+		{
+			name:       "client certificate without extended key usage",
+			clientSVID: ca.IssueSVID(t, cid, testpki.Leaf{NoExtKeyUsage: true}),
+			wantServer: mtls.ReasonKeyUsage,
+		},
+		{
+			name:       "server certificate issued for clients only",
+			serverSVID: ca.IssueSVID(t, sid, testpki.Leaf{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}),
+			clientSVID: goodClient.SVIDOrNil(),
+			wantClient: mtls.ReasonKeyUsage,
 		},
 		{name: "TLS 1.2 client", clientSVID: goodClient.SVIDOrNil(), clientTLS12: true, wantServer: mtls.ReasonProtocol, wantClient: mtls.ReasonProtocol},
 		{name: "ALPN mismatch", clientSVID: goodClient.SVIDOrNil(), clientALPN: []string{mtls.ALPNTCP}, wantServer: mtls.ReasonProtocol, wantClient: mtls.ReasonProtocol},

@@ -16,6 +16,7 @@ const (
 	ReasonUntrusted    = "untrusted" // unknown CA or not an SVID
 	ReasonExpired      = "expired"   // outside its validity window
 	ReasonTrustDomain  = "wrong_trust_domain"
+	ReasonKeyUsage     = "wrong_key_usage" // leaf not issued for its role
 	ReasonUnauthorized = "unauthorized"
 	ReasonProtocol     = "protocol"
 	ReasonTimeout      = "timeout"
@@ -35,6 +36,8 @@ func FailureReason(err error) string {
 		return ReasonExpired
 	case errors.Is(err, ErrWrongTrustDomain):
 		return ReasonTrustDomain
+	case errors.Is(err, ErrKeyUsage):
+		return ReasonKeyUsage
 	case errors.Is(err, ErrUntrusted):
 		return ReasonUntrusted
 	case errors.Is(err, ErrUnauthorized):

@@ -98,6 +98,10 @@ type Leaf struct {
 	IPs                 []net.IP
 	URIs                []*url.URL
 	SignatureAlgorithm  x509.SignatureAlgorithm
+	// ExtKeyUsage defaults to serverAuth and clientAuth, as an SVID has;
+	// NoExtKeyUsage leaves the extension out.
+	ExtKeyUsage   []x509.ExtKeyUsage
+	NoExtKeyUsage bool
 }
 
 // SVID issues an X.509-SVID for the SPIFFE ID id, valid for an hour either
@@ -147,13 +151,16 @@ func (ca *CA) issue(t testing.TB, l Leaf) (*x509.Certificate, crypto.Signer) {
 	if l.Key == nil {
 		l.Key = newKey(t)
 	}
+	if l.ExtKeyUsage == nil && !l.NoExtKeyUsage {
+		l.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(t),
 		NotBefore:             l.NotBefore,
 		NotAfter:              l.NotAfter,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:           l.ExtKeyUsage,
 		DNSNames:              l.DNSNames,
 		IPAddresses:           l.IPs,
 		URIs:                  l.URIs,
