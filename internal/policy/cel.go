@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
@@ -16,11 +17,19 @@ import (
 
 // Limits on CEL conditions. A condition is compiled once, when the policy
 // set is; at run time it may spend at most celCostLimit units (roughly one
-// per operation and per element a comprehension visits) before evaluation
-// stops, which counts as false.
+// per operation and per element a comprehension visits, and for string
+// functions one per ten bytes of their input, so a 60 KB header costs what
+// it weighs) before evaluation stops, which counts as false. One request
+// may spend celRequestBudget across all the conditions it meets: a caller
+// allowed by many conditional rules cannot buy a multiple of the limit.
+// The limit is checked between calls, so one call may run past it; that
+// overshoot is linear in the input (RE2 regexes, header bytes bounded by
+// the proxy), which is why a regex pattern must be a literal: compiling a
+// caller-supplied pattern costs ~100 ms for a few hundred bytes.
 const (
-	celMaxLength = 4096
-	celCostLimit = 10000
+	celMaxLength     = 4096
+	celCostLimit     = 10000
+	celRequestBudget = 2 * celCostLimit
 )
 
 // The typed CEL environment of a `when` condition. The names are declared
@@ -74,11 +83,31 @@ func compileCondition(src string) (*condition, error) {
 	if !ast.OutputType().IsExactType(cel.BoolType) {
 		return nil, fmt.Errorf("must be a bool expression, is %s", ast.OutputType())
 	}
+	if err := literalPatterns(ast); err != nil {
+		return nil, err
+	}
 	prg, err := env.Program(ast, cel.CostLimit(celCostLimit), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, errors.New(oneLine(err.Error()))
 	}
 	return &condition{src: src, prg: prg}, nil
+}
+
+// literalPatterns refuses a matches() whose pattern is not a string
+// literal: a pattern taken from the request would let the caller choose
+// the regex (and its compile cost) on every request.
+func literalPatterns(a *cel.Ast) error {
+	var err error
+	celast.PreOrderVisit(celast.NavigateAST(a.NativeRep()), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() != celast.CallKind || e.AsCall().FunctionName() != "matches" || err != nil {
+			return
+		}
+		args := e.AsCall().Args()
+		if len(args) == 0 || args[len(args)-1].Kind() != celast.LiteralKind {
+			err = errors.New("the pattern of matches() must be a string literal, not taken from the request")
+		}
+	}))
+	return err
 }
 
 func oneLine(s string) string {
@@ -139,15 +168,19 @@ func (a *celActivation) ResolveName(name string) (any, bool) {
 
 func (a *celActivation) Parent() interpreter.Activation { return nil }
 
-// eval runs the condition; an error (missing key, wrong type, cost limit)
-// is false: fail closed.
-func (c *condition) eval(r *Request, now time.Time) bool {
-	v, _, err := c.prg.Eval(&celActivation{r: r, now: now})
+// eval runs the condition and returns its verdict and the cost it spent;
+// an error (missing key, wrong type, cost limit) is false: fail closed.
+func (c *condition) eval(r *Request, now time.Time) (bool, uint64) {
+	v, det, err := c.prg.Eval(&celActivation{r: r, now: now})
+	var cost uint64
+	if det != nil && det.ActualCost() != nil {
+		cost = *det.ActualCost()
+	}
 	if err != nil {
-		return false
+		return false, cost
 	}
 	b, ok := v.Value().(bool)
-	return ok && b
+	return ok && b, cost
 }
 
 // splitWorkloadPath returns N and S of a /ns/N/sa/S path, or empty strings.

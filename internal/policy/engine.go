@@ -115,9 +115,21 @@ func (e *Engine) Decide(r *Request) Decision {
 		}
 		return denyNoEngine
 	}
+	var spent uint64 // CEL cost of this request so far
 	for i := range p.rules {
 		rule := &p.rules[i]
-		if rule.matches(r) && (rule.cond == nil || rule.cond.eval(r, e.now())) {
+		if !rule.matches(r) {
+			continue
+		}
+		if rule.cond == nil {
+			return Decision{Allow: true, Policy: p.name, Rule: rule.name, Mode: p.mode}
+		}
+		if spent >= celRequestBudget {
+			break // the request spent its budget: no more conditions, deny
+		}
+		ok, cost := rule.cond.eval(r, e.now())
+		spent += cost
+		if ok {
 			return Decision{Allow: true, Policy: p.name, Rule: rule.name, Mode: p.mode}
 		}
 	}

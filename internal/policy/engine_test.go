@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -331,6 +332,30 @@ spec:
 	l4.HTTP = nil
 	if e.Decide(&l4).Allow {
 		t.Error("header condition matched an L4 request")
+	}
+}
+
+// TestConditionBudget: one request spends at most celRequestBudget across
+// the conditions it meets. A caller allowed by several conditional rules
+// sends a 60 KB header each condition reads; once the budget is spent the
+// later rules are not evaluated and the request is denied (fail closed),
+// where without the budget the last rule would allow it.
+func TestConditionBudget(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("apiVersion: meshward.dev/v1\nkind: AccessPolicy\nmetadata: {name: api}\nspec:\n  target: api\n  rules:\n")
+	for i := 0; i < 8; i++ {
+		fmt.Fprintf(&b, "    - name: scan-%d\n      from: [{namespace: \"*\"}]\n      when: 'request.headers[\"x-big\"].contains(\"needle-%d\")'\n", i, i)
+	}
+	b.WriteString("    - name: cheap\n      from: [{namespace: \"*\"}]\n      when: 'source.namespace == \"default\"'\n")
+	e := compileText(t, b.String())
+	small := httpReq(t, "spiffe://meshward.local/ns/default/sa/web", "api", 8080, "GET", "/x", "X-Big", "small")
+	if d := e.Decide(small); !d.Allow || d.Rule != "cheap" {
+		t.Fatalf("small header: %+v, want allowed by rule cheap", d)
+	}
+	big := httpReq(t, "spiffe://meshward.local/ns/default/sa/web", "api", 8080, "GET", "/x", "X-Big", strings.Repeat("a", 60<<10))
+	if d := e.Decide(big); d.Allow {
+		t.Fatalf("60 KB header through eight scanning conditions: %+v, want denied once the request's CEL budget is spent", d)
 	}
 }
 
