@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"unicode/utf8"
 )
 
 // Attribute keys shared by every component's logs.
@@ -31,13 +32,17 @@ const (
 )
 
 // NewLogger returns a slog.Logger writing to w in format ("json" or "text")
-// at level ("debug", "info", "warn", "error").
+// at level ("debug", "info", "warn", "error"). A string or error attribute
+// that is not valid UTF-8 (a path or method as a caller sent it) is logged
+// through Printable, its bad bytes as \xHH, where the handler would
+// otherwise write U+FFFD and lose what was sent. (Both handlers already
+// escape control characters, so valid strings are logged as they are.)
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: validUTF8}
 	switch format {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
@@ -50,3 +55,21 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // Discard is a logger that drops everything, for tests and library defaults.
 func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// validUTF8 is the handlers' ReplaceAttr: it passes string and error
+// values that are not valid UTF-8 through Printable.
+func validUTF8(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); !utf8.ValidString(s) {
+			a.Value = slog.StringValue(Printable(s))
+		}
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			if s := err.Error(); !utf8.ValidString(s) {
+				a.Value = slog.StringValue(Printable(s))
+			}
+		}
+	}
+	return a
+}
