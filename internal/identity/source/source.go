@@ -45,6 +45,10 @@ type Config struct {
 	// counters) to the periodic watch report; the source fills in what it
 	// holds (bundle, SVID).
 	Report func() *apiv1.WorkloadReport
+	// Unsent, if set, is handed back a report whose Send failed (the
+	// stream broke under it), so the caller can queue its denies again
+	// for the next report instead of losing them.
+	Unsent func(*apiv1.WorkloadReport)
 	// OnUpdate receives every mesh update from the watch stream.
 	OnUpdate func(*apiv1.MeshUpdate)
 	// ReportInterval is how often the workload reports (default 5s).
@@ -67,6 +71,11 @@ type Source struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed on every SVID or bundle change
+
+	// escaped counts report strings that were not valid UTF-8 and went
+	// out escaped (observe.Printable), dropped the items a report could
+	// still not marshal with.
+	escaped, unmarshalable atomic.Int64
 
 	conn     *grpc.ClientConn
 	renewNow chan struct{}
