@@ -123,6 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 			denies.drain(r)
 			return r
 		},
+		Unsent: denies.requeue,
 		OnUpdate: func(u *apiv1.MeshUpdate) {
 			<-ready
 			applyUpdate(p, src.TrustDomain().Name(), state, u, log)
@@ -141,6 +142,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return 0
 	}))
+
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "meshward_report_strings_escaped_total",
+		Help: "Strings in the sidecar's reports to the control plane that were not valid UTF-8 and were sent escaped.",
+	}, func() float64 { return float64(src.ReportStringsEscaped()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "meshward_report_denies_unmarshalable_total",
+		Help: "Denies dropped from a report because they would not marshal.",
+	}, func() float64 { return float64(src.ReportDeniesUnmarshalable()) }))
 
 	tracer, shutdownTracing, err := observe.Tracer(ctx, cfg.Service+"-proxy")
 	if err != nil {
