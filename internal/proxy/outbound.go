@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,10 +16,27 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"go.opentelemetry.io/otel/trace"
 
+	"meshward.dev/meshward/internal/mtls"
 	"meshward.dev/meshward/internal/observe"
 )
+
+// errBannedServer refuses a server whose identity the control plane banned.
+var errBannedServer = errors.New("server identity is banned")
+
+// refuseBannedServer wraps the outbound side's server check: a banned
+// server identity is refused at the handshake, before this sidecar sends
+// its client certificate, even while an endpoint of it is still known.
+func (p *Proxy) refuseBannedServer(authorize mtls.Authorizer) mtls.Authorizer {
+	return func(id spiffeid.ID, chains [][]*x509.Certificate) error {
+		if p.isBanned(id) {
+			return fmt.Errorf("%w: %w: %s", mtls.ErrUnauthorized, errBannedServer, id)
+		}
+		return authorize(id, chains)
+	}
+}
 
 // outListener is one plaintext loopback listener for the app: an upstream's
 // (HTTP or TCP) or the HTTP proxy port (up == nil).
@@ -155,6 +174,10 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusMethodNotAllowed, "meshward: CONNECT is not supported")
 		return
 	}
+	if h2cUpgrade(r.Header) { // always refused, as inbound (headers.go)
+		refuseUpgrade(w, ruleH2CUpgrade)
+		return
+	}
 	up := o.up
 	if up == nil { // HTTP proxy port: the service is the host name
 		host := r.URL.Host
@@ -169,6 +192,13 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusBadGateway, "meshward: unknown service "+strconv.Quote(host))
 			return
 		}
+	}
+	if p.isBanned(up.id) {
+		// Pooled connections to it stay unused too: nothing of the
+		// request (credentials included) reaches a banned server.
+		p.m.request(p.self.String(), up.id.String(), protoLabel(r, isGRPC(r)), http.StatusForbidden, "")
+		httpError(w, http.StatusForbidden, "meshward: upstream "+up.id.String()+" is banned")
+		return
 	}
 	r.Header.Del(PeerIdentityHeader) // the app cannot claim an identity
 	var span trace.Span
@@ -402,6 +432,12 @@ func (b *trackedBody) Close() error {
 func (o *outListener) serveTCP(ctx context.Context, c net.Conn) {
 	p, u := o.p, o.up
 	start := p.now()
+	if p.isBanned(u.id) {
+		p.m.tcpConns.WithLabelValues(p.self.String(), u.id.String(), "banned").Inc()
+		p.log.Warn("upstream identity is banned", slog.String(observe.KeyService, u.service), slog.String(observe.KeySPIFFEID, u.id.String()))
+		_ = c.Close()
+		return
+	}
 	var skip *endpoint
 	var up *tls.Conn
 	var ep *endpoint

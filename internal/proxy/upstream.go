@@ -58,7 +58,7 @@ func (p *Proxy) ensureUpstream(service, ns string, proto Protocol) (*upstream, e
 	}
 	u := &upstream{p: p, service: service, id: id, proto: proto}
 	u.eps.Store(&endpointSet{})
-	authz := mtls.AuthorizeID(id)
+	authz := p.refuseBannedServer(mtls.AuthorizeID(id))
 	clientCfg := func(alpn string) *tls.Config {
 		return mtls.ClientConfig(p.cfg.SVID, p.cfg.Bundle, authz, mtls.Options{NextProtos: []string{alpn}, Now: p.cfg.Now})
 	}
