@@ -37,6 +37,8 @@ type proxyOptions struct {
 	httpProxy   string
 	admin       string
 	workloadAPI string
+	workloadUID int
+	workloadApp int // fd
 	cores       int
 }
 
@@ -111,6 +113,10 @@ and policy while the control plane is unreachable.`,
 				log.Warn("could not re-execute with the sidecar's runtime setting; running untuned",
 					slog.String("godebug", gotune.Setting), slog.Any(observe.KeyError, tuneErr))
 			}
+			var apps io.Reader
+			if o.workloadApp > 0 {
+				apps = os.NewFile(uintptr(o.workloadApp), "workload-app")
+			}
 			var td spiffeid.TrustDomain
 			if o.trustDomain != "" {
 				td = spiffeid.RequireTrustDomainFromString(o.trustDomain)
@@ -118,7 +124,8 @@ and policy while the control plane is unreachable.`,
 			err = Run(cmd.Context(), Config{
 				Service: o.service, Namespace: o.namespace, Control: o.control, Token: os.Getenv("MESHWARD_TOKEN"),
 				TrustDomain: td, Inbound: o.inbound, App: o.app, Protocol: proxy.Protocol(o.protocol), Port: o.port,
-				Upstreams: ups, HTTPProxy: o.httpProxy, Admin: o.admin, WorkloadAPI: o.workloadAPI, Logger: log,
+				Upstreams: ups, HTTPProxy: o.httpProxy, Admin: o.admin, WorkloadAPI: o.workloadAPI,
+				WorkloadUID: o.workloadUID, WorkloadApp: apps, Logger: log,
 			})
 			if errors.Is(err, ErrConfig) {
 				return fmt.Errorf("%w: %w", ErrUsage, err)
@@ -139,6 +146,8 @@ and policy while the control plane is unreachable.`,
 	f.StringVar(&o.httpProxy, "http-proxy", "", "plaintext HTTP proxy address where the app calls http://SERVICE/...")
 	f.StringVar(&o.admin, "admin", "127.0.0.1:0", "admin address for /metrics, /healthz, /readyz, /endpoints and /tap (loopback)")
 	f.StringVar(&o.workloadAPI, "workload-api", "", "unix socket path for the SPIFFE Workload API (empty: off)")
+	f.IntVar(&o.workloadUID, "workload-uid", os.Geteuid(), "the app's user ID: it owns the Workload API socket, and callers running as another user are refused")
+	f.IntVar(&o.workloadApp, "workload-app-fd", 0, "file descriptor on which 'meshward up' names the app's process (\"PID START\" per run, \"-\" when it exits): only it and its descendants get the SVID")
 	f.IntVar(&o.cores, "cores", 1, "CPU cores the sidecar uses at most (0: all; 2 lowers tail latency under bursts for ~20% more CPU per request; the GOMAXPROCS variable overrides)")
 	return cmd
 }

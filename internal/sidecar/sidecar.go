@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,6 +49,12 @@ type Config struct {
 	HTTPProxy   string
 	Admin       string // /metrics, /healthz, /readyz, /endpoints, /tap
 	WorkloadAPI string // unix socket path ("" for none)
+	// WorkloadUID is the app's user: it owns the Workload API socket and
+	// is the only user served. WorkloadApp, when set, names the app's
+	// process (one "PID START" line per run, "-" when it exits; see
+	// workloadapi.FollowApps), and only it and its descendants are served.
+	WorkloadUID int
+	WorkloadApp io.Reader
 	Logger      *slog.Logger
 }
 
@@ -188,9 +195,14 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return p.Run(ctx) })
 	g.Go(func() error { return serveAdmin(ctx, adminLn, reg, src, state, taps) })
 	if cfg.WorkloadAPI != "" {
-		ws, err := workloadapi.Listen(cfg.WorkloadAPI, src, log.With(observe.KeyComponent, "workloadapi"))
+		wlog := log.With(observe.KeyComponent, "workloadapi")
+		pol := workloadapi.NewPolicy(uint32(cfg.WorkloadUID), cfg.WorkloadApp != nil) //nolint:gosec // New refuses a negative uid
+		ws, err := workloadapi.New(workloadapi.Config{Path: cfg.WorkloadAPI, Source: src, Logger: wlog, UID: cfg.WorkloadUID, Attestor: pol})
 		if err != nil {
 			return err
+		}
+		if cfg.WorkloadApp != nil {
+			go workloadapi.FollowApps(cfg.WorkloadApp, pol, wlog)
 		}
 		g.Go(func() error { return ws.Run(ctx) })
 	}
