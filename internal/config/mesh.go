@@ -64,6 +64,9 @@ type Service struct {
 	// it. MESHWARD_* environment variables tell the app its ports.
 	Command []string          `yaml:"command" json:"command,omitempty"`
 	Env     map[string]string `yaml:"env" json:"env,omitempty"`
+	// User runs the app as this user (a name or a numeric uid); `up` must
+	// then run as root. Empty: the app runs as the user running `up`.
+	User string `yaml:"user" json:"user,omitempty"`
 	// Port is where the app listens, plaintext, on loopback. AccessPolicy
 	// to.ports refer to it.
 	Port     int    `yaml:"port" json:"port"`
@@ -221,6 +224,9 @@ func (m *Mesh) validate(d *Document) ErrorList {
 				add(fmt.Sprintf("%s.command[%d]", f, j), "the program name is empty")
 			}
 		}
+		if s.User != "" && !validUser(s.User) {
+			add(f+".user", "%q is not a user name or a numeric uid", s.User)
+		}
 		checkAddr(f+".expose", s.Expose, false)
 		checkAddr(f+".inbound", s.Inbound, false)
 	}
@@ -271,6 +277,24 @@ func checkListen(addr string, loopbackOnly bool) error {
 		return fmt.Errorf("%q must be a loopback address: this listener carries plaintext", addr)
 	}
 	return nil
+}
+
+// validUser accepts a numeric uid or a POSIX-style user name (letters,
+// digits, '.', '_', '-', not starting with '-' or a digit-only name
+// treated as a uid; at most 32 characters).
+func validUser(u string) bool {
+	if n, err := strconv.ParseUint(u, 10, 32); err == nil {
+		return n < 1<<31-1
+	}
+	if len(u) > 32 || u[0] == '-' {
+		return false
+	}
+	for _, c := range u {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func lowerASCII(s string) string {

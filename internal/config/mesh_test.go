@@ -222,3 +222,39 @@ func FuzzParseFile(f *testing.F) {
 		}
 	})
 }
+
+func TestMeshUser(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		user    string
+		wantErr string
+	}{
+		{name: "name", user: "nobody"},
+		{name: "uid", user: "65534"},
+		{name: "name with dot and dash", user: "app.svc-1"},
+		{name: "leading dash", user: "-x", wantErr: `mesh.yaml:10: spec.services[0].user: "-x" is not a user name or a numeric uid`},
+		{name: "space", user: "a b", wantErr: `mesh.yaml:10: spec.services[0].user: "a b" is not a user name or a numeric uid`},
+		{name: "uid too large", user: "4294967295", wantErr: `is not a user name or a numeric uid`},
+		{name: "too long", user: strings.Repeat("a", 33), wantErr: `is not a user name or a numeric uid`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			doc := "apiVersion: meshward.dev/v1\nkind: Mesh\nmetadata: {name: m}\nspec:\n  trustDomain: m.local\n  services:\n    - name: a\n      port: 8080\n      command: [sleep, '1']\n      user: " + strconv.Quote(tc.user) + "\n"
+			m, err := ParseMesh("mesh.yaml", []byte(doc))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Services[0].User != tc.user {
+					t.Fatalf("User = %q; want %q", m.Services[0].User, tc.user)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v; want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
