@@ -46,6 +46,13 @@ type MeshConfig struct {
 	DefaultAction     string       `yaml:"defaultAction" json:"defaultAction"`
 	PathNormalization string       `yaml:"pathNormalization" json:"pathNormalization"`
 	Certificates      Certificates `yaml:"certificates" json:"certificates"`
+	// RefuseOverrideHeaders makes inbound sidecars refuse (400) requests
+	// carrying X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override,
+	// X-Original-URL or X-Rewrite-URL (under any case, '_' for '-'):
+	// fields with which some frameworks serve another method or path than
+	// the one policy decided. Off by default: some clients send them to
+	// apps that rely on them.
+	RefuseOverrideHeaders bool `yaml:"refuseOverrideHeaders" json:"refuseOverrideHeaders,omitempty"`
 }
 
 // Certificates are the certificate lifetimes the CA issues with.

@@ -13,6 +13,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"go.opentelemetry.io/otel/trace"
+
+	"meshward.dev/meshward/internal/config"
 )
 
 // Protocol is what the application speaks on a port.
@@ -62,6 +64,13 @@ type Config struct {
 	// addresses services by name (http://catalog/...).
 	HTTPProxyAddr string
 
+	// AllowUpgrades are the HTTP/1.1 Upgrade protocols (RFC 9110 7.8)
+	// the inbound side forwards to the app besides websocket, such as
+	// "tcp", once the upgrade request passed policy: an upgraded
+	// connection is one byte stream that policy decided once. Any other
+	// protocol is refused (403); h2c cannot be listed.
+	AllowUpgrades []string
+
 	Limits   Limits
 	Timeouts Timeouts
 
@@ -93,6 +102,7 @@ type Limits struct {
 	MaxConcurrentStreams   int // HTTP/2 streams per connection
 	MaxConnsPerPeer        int // inbound connections per peer identity
 	MaxResetsPerConnMinute int // client-cancelled HTTP/2 streams per connection and minute (rapid reset)
+	MaxHeaderBytesPerPeer  int // header bytes of one peer identity's inbound requests in flight (beyond: 429)
 }
 
 // Timeouts are the proxy's time limits; zero fields take the defaults in
@@ -177,6 +187,11 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	for i, u := range c.AllowUpgrades {
+		if err := config.ValidUpgrade(u); err != nil {
+			bad(fmt.Sprintf("allowUpgrades[%d]", i), "%v", err)
+		}
+	}
 	if c.HTTPProxyAddr != "" {
 		if err := loopbackAddr(c.HTTPProxyAddr); err != nil {
 			bad("httpProxy", "%v", err)
@@ -190,6 +205,7 @@ func (c *Config) Validate() error {
 		{"limits.maxConcurrentStreams", c.Limits.MaxConcurrentStreams},
 		{"limits.maxConnsPerPeer", c.Limits.MaxConnsPerPeer},
 		{"limits.maxResetsPerConnMinute", c.Limits.MaxResetsPerConnMinute},
+		{"limits.maxHeaderBytesPerPeer", c.Limits.MaxHeaderBytesPerPeer},
 	} {
 		if v.n < 0 {
 			bad(v.name, "must not be negative")

@@ -8,7 +8,8 @@ const (
 	DefaultMaxConcurrentStreams   = 250
 	DefaultMaxConnsPerPeer        = 256
 	DefaultMaxResetsPerConnMinute = 500
-	DefaultMaxEndpointsConns      = 0 // unlimited pooled conns per endpoint (HTTP/2 opens more when streams saturate)
+	DefaultMaxHeaderBytesPerPeer  = 1 << 20 // 16 heads at the 64 KiB limit, or ~2,000 of the usual half-kilobyte ones, in flight
+	DefaultMaxEndpointsConns      = 0       // unlimited pooled conns per endpoint (HTTP/2 opens more when streams saturate)
 
 	DefaultConnectTimeout        = 5 * time.Second
 	DefaultHandshakeTimeout      = 5 * time.Second
@@ -32,6 +33,9 @@ func (l *Limits) setDefaults() {
 	}
 	if l.MaxConnsPerPeer == 0 {
 		l.MaxConnsPerPeer = DefaultMaxConnsPerPeer
+	}
+	if l.MaxHeaderBytesPerPeer == 0 {
+		l.MaxHeaderBytesPerPeer = DefaultMaxHeaderBytesPerPeer
 	}
 	if l.MaxResetsPerConnMinute == 0 {
 		l.MaxResetsPerConnMinute = DefaultMaxResetsPerConnMinute

@@ -66,6 +66,9 @@ type meshOpts struct {
 	timeouts Timeouts
 	noPolicy bool
 	tracer   trace.Tracer
+	// catalog's inbound side only
+	observer      func(*Event)
+	allowUpgrades []string
 }
 
 func newMesh(t testing.TB, o meshOpts) *mesh {
@@ -85,6 +88,7 @@ func newMesh(t testing.TB, o meshOpts) *mesh {
 		SVID: m.catSrc, Bundle: m.catSrc,
 		InboundAddr: "127.0.0.1:0", AppAddr: o.appAddr, AppProtocol: o.appProto,
 		Limits: o.limits, Timeouts: o.timeouts, Registerer: m.catReg, Tracer: o.tracer,
+		Observer: o.observer, AllowUpgrades: o.allowUpgrades,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ type inbound struct {
 	h2info     sync.Map     // *tls.Conn -> *connInfo, for h2srv's ConnContext
 	tcpMu      sync.Mutex
 	tcpConns   map[*connInfo]struct{}
+	heads      *headerBudget // header bytes in flight per peer identity
 
 	app      *httputil.ReverseProxy
 	appPool  *h1Pool // HTTP/1.1 apps: the forwarder's keep-alive connections
@@ -39,7 +40,8 @@ type inbound struct {
 }
 
 func newInbound(p *Proxy, ln net.Listener) *inbound {
-	in := &inbound{p: p, ln: ln, tls: p.tlsConfigServer(), conns: newConnTracker(), tcpConns: map[*connInfo]struct{}{}}
+	in := &inbound{p: p, ln: ln, tls: p.tlsConfigServer(), conns: newConnTracker(), tcpConns: map[*connInfo]struct{}{},
+		heads: newHeaderBudget(p.cfg.Limits.MaxHeaderBytesPerPeer)}
 	in.h2ln = newChanListener(ln.Addr())
 	in.h1ln = newChanListener(ln.Addr())
 	lim, to := p.cfg.Limits, p.cfg.Timeouts

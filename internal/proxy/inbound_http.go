@@ -82,12 +82,41 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		deny(sw, grpc, "identity banned")
 		return
 	}
-	r.Header.Del(PeerIdentityHeader)
+	// One identity's requests hold at most its budget of header bytes at
+	// a time, whatever number of connections and streams it opens.
+	if n := headBytes(r); in.heads.acquire(ci.peer, n) {
+		defer in.heads.release(ci.peer, n)
+	} else {
+		decision, rule = "deny", ruleHeaderBudget
+		p.m.limitRejections.WithLabelValues(limitPeerHeaders).Inc()
+		sw.Header().Set("Retry-After", "1")
+		httpError(sw, http.StatusTooManyRequests, "meshward: too many request header bytes in flight from this caller")
+		return
+	}
+	// Every copy of a trust header is stripped, under any spelling that
+	// folds to it (headers.go).
+	hs := scanHeaders(r.Header)
 	if hasToken(r.Header["Connection"], PeerIdentityHeader) {
 		// Hop-by-hop removal would delete the identity header meshward sets
 		// below: the app would see a caller without an identity.
 		decision, rule = "deny", "connection-option"
 		httpError(sw, http.StatusBadRequest, "meshward: Connection must not name "+PeerIdentityHeader)
+		return
+	}
+	// Upgrades: an h2c one never (its streams would pass no policy),
+	// websocket and what the service allows after the upgrade request
+	// passed policy below.
+	if up := upgradeRefusal(r.Header["Upgrade"], p.cfg.AllowUpgrades); up != "" || hs.http2Settings {
+		if hs.http2Settings {
+			up = ruleH2CUpgrade
+		}
+		decision, rule = "deny", up
+		refuseUpgrade(sw, up)
+		return
+	}
+	if hs.override && p.refusesOverrides() {
+		decision, rule = "deny", ruleOverrideHeader
+		httpError(sw, http.StatusBadRequest, "meshward: method and URL override headers are refused (MeshConfig refuseOverrideHeaders)")
 		return
 	}
 	norm, err := policy.NormalizePath(requestPath(r))

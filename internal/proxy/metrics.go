@@ -16,6 +16,7 @@ const (
 	limitRapidReset   = "h2_rapid_reset"
 	limitHeaderBytes  = "header_bytes"
 	limitReadHeader   = "read_header_timeout"
+	limitPeerHeaders  = "header_bytes_per_peer"
 	limitH2Protocol   = "h2_protocol"
 )
 

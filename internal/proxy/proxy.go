@@ -27,7 +27,12 @@ type Decider interface {
 	Decide(*policy.Request) policy.Decision
 }
 
-type deciderBox struct{ d Decider }
+// deciderBox holds the policy and what the proxy reads from its
+// MeshConfig, once per policy rather than per request.
+type deciderBox struct {
+	d              Decider
+	refuseOverride bool // spec.refuseOverrideHeaders
+}
 
 // Proxy is one running sidecar. Create it with New, start it with Run; the
 // Set methods may be called at any time from any goroutine.
@@ -153,7 +158,11 @@ func (p *Proxy) SetPolicy(d Decider) {
 		p.policy.Store(nil)
 		return
 	}
-	p.policy.Store(&deciderBox{d: d})
+	b := &deciderBox{d: d}
+	if c, ok := d.(interface{ Config() policy.MeshConfig }); ok { // *policy.Engine
+		b.refuseOverride = c.Config().RefuseOverrideHeaders
+	}
+	p.policy.Store(b)
 }
 
 // SetBanned replaces the banned identities. They are refused before policy,
@@ -176,6 +185,13 @@ func (p *Proxy) isBanned(id spiffeid.ID) bool {
 	}
 	_, ok := (*m)[id]
 	return ok
+}
+
+// refusesOverrides reports whether the policy in force refuses requests
+// carrying method or URL override headers.
+func (p *Proxy) refusesOverrides() bool {
+	b := p.policy.Load()
+	return b != nil && b.refuseOverride
 }
 
 // decide asks the current policy; no policy denies.
