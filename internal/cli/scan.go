@@ -28,6 +28,7 @@ type scanOptions struct {
 	context    string
 	color      bool
 	progress   bool
+	verbose    bool
 	stdin      io.Reader
 	log        *slog.Logger
 }
@@ -64,8 +65,14 @@ meshward's mesh.yaml and policies, or a live cluster (read-only), builds the
 mesh's effective state and reports each problem once, on the object to change,
 with a rule ID, category, severity, file and line, and a remediation.
 
-Exit code: 0 when no unsuppressed finding is at or above --fail-on, 1 when one
-is, 2 on a usage or input error.`,
+Files that hold nothing the scanner reads (kustomization.yaml, Chart.yaml,
+values.yaml of other charts, kind cluster configs, unrendered templates) are
+skipped and counted; a malformed document of a kind it reads is listed under
+NOT READ with file, line and field, and the scan goes on.
+
+Exit code: 0 when no unsuppressed finding is at or above --fail-on and every
+document of a kind the scanner reads was read, 1 otherwise, 2 on a usage
+error or a path that cannot be read.`,
 		Example: `  # scan manifests, fail the CI job on high or critical findings
   meshward scan ./deploy --fail-on high
 
@@ -94,6 +101,7 @@ is, 2 on a usage or input error.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, json or sarif")
 	f.StringVar(&o.failOn, "fail-on", "info", "exit 1 when a finding is at or above this severity (critical, high, medium, low, info) or never (none)")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "list the files skipped as holding nothing the scanner reads")
 	f.StringVar(&o.ignoreFile, "ignore", "", "file of suppressions, one `RULE-ID [Kind/namespace/name]` a line")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "read a live cluster (read-only) with this kubeconfig")
 	f.StringVar(&o.context, "context", "", "kubeconfig context of the live cluster to read")
@@ -115,6 +123,7 @@ func (o *scanOptions) evalTime() time.Time {
 // errFailed when a finding reaches --fail-on.
 func runScan(ctx context.Context, o *scanOptions, stdout, stderr io.Writer) error {
 	var objs []*scan.Object
+	var input scan.Input
 	if len(o.paths) > 0 {
 		files, err := manifest.Files(o.paths)
 		if err != nil {
@@ -127,12 +136,19 @@ func runScan(ctx context.Context, o *scanOptions, stdout, stderr io.Writer) erro
 			if o.progress && len(files) > 50 && i%25 == 0 {
 				fmt.Fprintf(stderr, "\rscanning %d/%d files", i, len(files))
 			}
-			got, err := manifest.Load([]string{f}, o.stdin)
+			got, err := manifest.LoadFile(f, o.stdin)
 			if err != nil {
-				return usageErr(err)
+				return usageErr(err) // a file that cannot be read
 			}
-			objs = append(objs, got...)
+			objs = append(objs, got.Objects...)
+			for _, p := range got.Problems {
+				input.Problems = append(input.Problems, scan.InputProblem{File: p.File, Line: p.Line, Field: p.Field, Message: p.Err.Error()})
+			}
+			if len(got.Objects) == 0 && len(got.Problems) == 0 && got.Skipped > 0 {
+				input.Skipped = append(input.Skipped, scan.SkippedFile{File: f, Reason: got.SkipReason})
+			}
 		}
+		input.Files = len(files)
 		if o.progress && len(files) > 50 {
 			fmt.Fprintf(stderr, "\rscanned %d files, %d objects\n", len(files), len(objs))
 		}
@@ -158,6 +174,7 @@ func runScan(ctx context.Context, o *scanOptions, stdout, stderr io.Writer) erro
 	}
 	all := rules.All()
 	res := scan.Run(scan.NewModel(objs, o.evalTime()), all, ignores)
+	res.Input = input
 	var err error
 	switch o.output {
 	case "json":
@@ -165,13 +182,16 @@ func runScan(ctx context.Context, o *scanOptions, stdout, stderr io.Writer) erro
 	case "sarif":
 		err = report.SARIF(stdout, res, all, "")
 	default:
-		err = report.Text(stdout, res, report.TextOptions{Color: o.color})
+		err = report.Text(stdout, res, report.TextOptions{Color: o.color, Verbose: o.verbose})
 	}
 	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
 	if o.failOn == "none" {
 		return nil
+	}
+	if len(input.Problems) > 0 {
+		return errFailed // what could not be read may be what is wrong
 	}
 	threshold, _ := scan.ParseSeverity(o.failOn)
 	for _, f := range res.Findings {

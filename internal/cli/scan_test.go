@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +49,7 @@ func TestScanExitCodes(t *testing.T) {
 		{"bad now", "", []string{"scan", example, "--now", "yesterday"}, 2, ""},
 		{"no path", "", []string{"scan"}, 2, ""},
 		{"missing path", "", []string{"scan", "does/not/exist"}, 2, ""},
-		{"bad YAML names file and line", "kind: [\n", []string{"scan", "-"}, 2, ""},
+		{"bad YAML names file and line, the scan goes on", "kind: [\n", []string{"scan", "-"}, 1, "-:1: invalid YAML"},
 		{"unusable kubeconfig", "", []string{"scan", "--kubeconfig", "testdata-missing-kubeconfig"}, 2, ""},
 		{"rules", "", []string{"scan", "rules"}, 0, "MW-ISTIO-001"},
 		{"rules json", "", []string{"scan", "rules", "-o", "json"}, 0, `"category": "mtls-permissive"`},
@@ -74,12 +75,98 @@ func TestScanInputErrorNamesPosition(t *testing.T) {
 	if err := os.WriteFile(p, []byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n  labels: [x]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut, code := runScanArgs(t, "", "scan", p)
-	if code != 2 {
-		t.Fatalf("exit %d, want 2", code)
+	out, errOut, code := runScanArgs(t, "", "scan", p)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (a malformed document of a kind the scanner reads fails the scan, which goes on)\n%s", code, errOut)
 	}
-	if !strings.Contains(errOut, p+":5: metadata.labels") {
-		t.Errorf("error %q does not name file:line: field", errOut)
+	if !strings.Contains(out, "NOT READ") || !strings.Contains(out, p+":5: metadata.labels") {
+		t.Errorf("report does not name file:line: field of the malformed document:\n%s", out)
+	}
+	if _, _, code := runScanArgs(t, "", "scan", filepath.Join(dir, "no-such-file.yaml")); code != 2 {
+		t.Errorf("a path that cannot be read: exit %d, want 2", code)
+	}
+}
+
+// TestScanRepository scans a repository as teams keep one: a Helm chart
+// (Chart.yaml, values.yaml, an unrendered template), kustomize bases and
+// overlays, a kind cluster config, a CI file, a README, an unnamed
+// IstioOperator, an empty List, and two malformed documents. Ordinary files
+// are skipped and listed, never exit 2; the malformed ones are named with
+// file, line and field and the scan goes on; the findings are exactly the
+// two real ones.
+func TestScanRepository(t *testing.T) {
+	t.Parallel()
+	repo := "testdata/scan-repo"
+	out, errOut, code := runScanArgs(t, "", "scan", repo, "-o", "json")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	var rep struct {
+		Findings []struct{ Rule, Kind, Namespace, Name string }
+		Input    struct {
+			Files    int
+			Skipped  []struct{ File, Reason string }
+			Problems []struct {
+				File, Field, Message string
+				Line                 int
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var findings []string
+	for _, f := range rep.Findings {
+		findings = append(findings, f.Rule+" "+f.Kind+"/"+f.Namespace+"/"+f.Name)
+	}
+	wantFindings := []string{
+		"MW-ISTIO-001 PeerAuthentication/istio-system/default",
+		"MW-ISTIO-010 IstioOperator/default/installed-state", // the default profile's ALLOW_ANY
+	}
+	if strings.Join(findings, "\n") != strings.Join(wantFindings, "\n") {
+		t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(findings, "\n"), strings.Join(wantFindings, "\n"))
+	}
+	var skipped []string
+	for _, s := range rep.Input.Skipped {
+		skipped = append(skipped, strings.TrimPrefix(s.File, repo+"/"))
+	}
+	wantSkipped := []string{"chart/Chart.yaml", "chart/templates/deployment.yaml", "chart/values.yaml", "ci/pipeline.yml",
+		"deploy/base/kustomization.yaml", "deploy/overlays/prod/kustomization.yaml", "kind-cluster.yaml"}
+	if strings.Join(skipped, " ") != strings.Join(wantSkipped, " ") {
+		t.Errorf("skipped %v, want %v", skipped, wantSkipped)
+	}
+	var problems []string
+	for _, p := range rep.Input.Problems {
+		problems = append(problems, fmt.Sprintf("%s:%d: %s: %s", strings.TrimPrefix(p.File, repo+"/"), p.Line, p.Field, p.Message))
+	}
+	wantProblems := []string{
+		"broken/list.yaml:8: items[1]: is a string, want a mapping (a Kubernetes object)",
+		"broken/service.yaml:3: metadata.name: missing",
+	}
+	if strings.Join(problems, "\n") != strings.Join(wantProblems, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(problems, "\n"), strings.Join(wantProblems, "\n"))
+	}
+	if rep.Input.Files != 12 {
+		t.Errorf("files %d, want 12 (README.md is not read)", rep.Input.Files)
+	}
+
+	// The text report counts what it skipped; -v lists it.
+	text, _, _ := runScanArgs(t, "", "scan", repo)
+	if !strings.Contains(text, "skipped 6 files: not Kubernetes objects of a kind the scanner reads") ||
+		!strings.Contains(text, "skipped 1 file: unrendered template") || strings.Contains(text, "kind-cluster.yaml") {
+		t.Errorf("text report does not count the skipped files:\n%s", text)
+	}
+	if verbose, _, _ := runScanArgs(t, "", "scan", repo, "-v"); !strings.Contains(verbose, "kind-cluster.yaml") {
+		t.Errorf("-v does not list the skipped files:\n%s", verbose)
+	}
+
+	// Without the malformed files, only findings decide: none is critical.
+	var paths []string
+	for _, p := range []string{"chart", "deploy", "kind-cluster.yaml", "ci", "mesh", "README.md"} {
+		paths = append(paths, filepath.Join(repo, p))
+	}
+	if out, errOut, code := runScanArgs(t, "", append([]string{"scan", "--fail-on", "critical"}, paths...)...); code != 0 {
+		t.Errorf("clean part of the repository, --fail-on critical: exit %d, want 0\n%s%s", code, out, errOut)
 	}
 }
 

@@ -12,10 +12,46 @@ import (
 // it: "MW-ISTIO-003 reason", several entries separated by newlines or ";".
 const IgnoreAnnotation = "meshward.dev/ignore"
 
-// Result is the outcome of a scan: what to report and what was suppressed.
+// Result is the outcome of a scan: what to report and what was suppressed,
+// and, when the inputs were files, what in them was not read.
 type Result struct {
 	Findings   []Finding
 	Suppressed []Finding
+	Input      Input
+}
+
+// Input is what a scan of files read: how many files, the files that held
+// nothing the scanner reads (skipped, with why), and the malformed
+// documents of kinds it reads (problems: the scan went on without them).
+type Input struct {
+	Files    int            `json:"files"`
+	Skipped  []SkippedFile  `json:"skipped"`
+	Problems []InputProblem `json:"problems"`
+}
+
+// SkippedFile is a file the scan read nothing from.
+type SkippedFile struct {
+	File   string `json:"file"`
+	Reason string `json:"reason"`
+}
+
+// InputProblem is a document the scanner should have read and could not.
+type InputProblem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func (p InputProblem) String() string {
+	pos := p.File
+	if p.Line > 0 {
+		pos = fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	if p.Field != "" {
+		return pos + ": " + p.Field + ": " + p.Message
+	}
+	return pos + ": " + p.Message
 }
 
 // Suppression silences findings of a rule (or category), optionally only

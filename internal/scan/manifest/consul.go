@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -64,7 +65,22 @@ func isHelmValues(body map[string]any) bool {
 
 // decodeHCL reads a Consul agent config or config entry written in HCL.
 // hashicorp/hcl v1 is the parser Consul itself uses for these files.
-func decodeHCL(name string, data []byte) ([]*scan.Object, error) {
+func decodeHCL(name string, data []byte) *FileResult {
+	objs, err := decodeHCLObject(name, data)
+	res := &FileResult{Objects: objs}
+	var me *Error
+	switch {
+	case errors.As(err, &me):
+		res.Problems = []*Error{me}
+	case err != nil:
+		res.Problems = []*Error{{File: name, Err: err}}
+	case len(objs) == 0:
+		res.Skipped, res.SkipReason = 1, SkipNotRead
+	}
+	return res
+}
+
+func decodeHCLObject(name string, data []byte) ([]*scan.Object, error) {
 	f, err := hcl.ParseBytes(data)
 	if err != nil {
 		line := 0

@@ -66,8 +66,35 @@ func Files(paths []string) ([]string, error) {
 	return out, nil
 }
 
+// Skip reasons: why a file gave the scanner nothing to read.
+const (
+	SkipNotRead  = "not Kubernetes objects of a kind the scanner reads"
+	SkipTemplate = "unrendered template (render it first: helm template ... | meshward scan -)"
+)
+
+// FileResult is what one file holds for the scanner: its objects, how many
+// documents were skipped as not of a kind it reads (and why), and the
+// malformed documents of kinds it does read. Neither stops a scan.
+type FileResult struct {
+	Objects    []*scan.Object
+	Skipped    int
+	SkipReason string
+	Problems   []*Error
+}
+
+// LoadFile reads and decodes one file ("-" is stdin). Its error is only
+// for a file that cannot be read; what is in the file is in the result.
+func LoadFile(name string, stdin io.Reader) (*FileResult, error) {
+	data, err := readFile(name, stdin)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeFile(name, data), nil
+}
+
 // Load decodes every file under paths; "-" reads stdin. It stops at the
-// first bad file.
+// first file that cannot be read or holds a malformed document (the
+// strict form, for callers that read files they wrote).
 func Load(paths []string, stdin io.Reader) ([]*scan.Object, error) {
 	files, err := Files(paths)
 	if err != nil {
@@ -75,15 +102,14 @@ func Load(paths []string, stdin io.Reader) ([]*scan.Object, error) {
 	}
 	var objs []*scan.Object
 	for _, f := range files {
-		data, err := readFile(f, stdin)
+		res, err := LoadFile(f, stdin)
 		if err != nil {
 			return nil, err
 		}
-		o, err := Decode(f, data)
-		if err != nil {
-			return nil, err
+		if len(res.Problems) > 0 {
+			return nil, res.Problems[0]
 		}
-		objs = append(objs, o...)
+		objs = append(objs, res.Objects...)
 	}
 	return objs, nil
 }
@@ -113,15 +139,25 @@ func readFile(name string, stdin io.Reader) ([]byte, error) {
 	return data, nil
 }
 
-// Decode decodes one file's content. The format is chosen by extension
-// (.hcl is HCL) and by content (YAML covers JSON).
+// Decode decodes one file's content, strictly: the first malformed
+// document is the error.
 func Decode(name string, data []byte) ([]*scan.Object, error) {
+	res := DecodeFile(name, data)
+	if len(res.Problems) > 0 {
+		return nil, res.Problems[0]
+	}
+	return res.Objects, nil
+}
+
+// DecodeFile decodes one file's content. The format is chosen by extension
+// (.hcl is HCL) and by content (YAML covers JSON).
+func DecodeFile(name string, data []byte) *FileResult {
 	if strings.EqualFold(filepath.Ext(name), ".hcl") {
 		return decodeHCL(name, data)
 	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
-		return nil, nil
+		return &FileResult{}
 	}
 	if !bytes.HasPrefix(trimmed, []byte("{")) && !bytes.HasPrefix(trimmed, []byte("[")) && !looksYAML(trimmed) && looksHCL(trimmed) {
 		return decodeHCL(name, data)

@@ -143,8 +143,9 @@ func TestDecodeErrors(t *testing.T) {
 		wantIn    string
 	}{
 		{"invalid YAML", "bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [broken\n", 3, "", "invalid YAML"},
-		{"document is a list", "list.yaml", "- 1\n- 2\n", 0, "", "want a mapping"},
-		{"document is a string", "s.yaml", "hello\n", 1, "", "want a mapping"},
+		{"List item is a string", "list.yaml", "apiVersion: v1\nkind: List\nitems:\n  - hello\n", 4, "items[0]", "is a string, want a mapping"},
+		{"List items not a list", "items.yaml", "apiVersion: v1\nkind: List\nitems: 3\n", 3, "items", "want a list of objects"},
+		{"List item malformed", "item.yaml", "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Service\n    metadata: {namespace: x}\n", 6, "items[0].metadata.name", "missing"},
 		{"kind not a string", "k.yaml", "apiVersion: v1\nkind: [a]\nmetadata:\n  name: x\n", 2, "kind", "not a string"},
 		{"metadata wrong type", "m.yaml", "apiVersion: v1\nkind: Service\nmetadata: 5\n", 3, "metadata", "want a mapping"},
 		{"missing name", "n.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  namespace: x\n", 3, "metadata.name", "missing"},
@@ -282,4 +283,39 @@ func FuzzDecodeHCL(f *testing.F) {
 			t.Fatalf("second decode differs")
 		}
 	})
+}
+
+// TestDecodeSkips: files that hold nothing the scanner reads give no
+// objects and no problems, and say why they were skipped.
+func TestDecodeSkips(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, file, in, reason string
+	}{
+		{"a string", "README.md", "# shop\nsome text\n", SkipNotRead},
+		{"a list of values", "values.json", "[1, 2]\n", SkipNotRead},
+		{"Kustomization", "kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n", SkipNotRead},
+		{"Helm Chart.yaml", "Chart.yaml", "apiVersion: v2\nname: shop\nversion: 0.1.0\n", SkipNotRead},
+		{"kind cluster", "kind.yaml", "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes: [{role: control-plane}]\n", SkipNotRead},
+		{"other chart's values", "values.yaml", "replicaCount: 2\nimage: {tag: x}\n", SkipNotRead},
+		{"unrendered template", "t.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\n  labels:\n    {{- include \"x\" . | nindent 4 }}\n", SkipTemplate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			res := DecodeFile(tc.file, []byte(tc.in))
+			if len(res.Objects) != 0 || len(res.Problems) != 0 || res.Skipped == 0 || res.SkipReason != tc.reason {
+				t.Fatalf("objects %d, problems %v, skipped %d (%q); want skipped as %q", len(res.Objects), res.Problems, res.Skipped, res.SkipReason, tc.reason)
+			}
+		})
+	}
+	// Read, not skipped: an empty List, and an IstioOperator without a name.
+	for _, in := range []string{"apiVersion: v1\nkind: List\nitems: null\n", "apiVersion: v1\nkind: List\nitems: []\n"} {
+		if res := DecodeFile("l.yaml", []byte(in)); len(res.Problems) != 0 || res.Skipped != 0 {
+			t.Errorf("%q: problems %v, skipped %d; want an empty List read", in, res.Problems, res.Skipped)
+		}
+	}
+	res := DecodeFile("op.yaml", []byte("apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec: {profile: default}\n"))
+	if len(res.Objects) != 1 || res.Objects[0].Name != "installed-state" {
+		t.Errorf("unnamed IstioOperator: %+v, %v; want read as installed-state", res.Objects, res.Problems)
+	}
 }

@@ -22,16 +22,21 @@ const (
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 
-func decodeYAML(name string, data []byte) ([]*scan.Object, error) {
+func decodeYAML(name string, data []byte) *FileResult {
+	res := &FileResult{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var objs []*scan.Object
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
-			return objs, nil
+			return res
 		}
 		if err != nil {
+			if bytes.Contains(data, []byte("{{")) {
+				// A Helm or Go template, not rendered: nothing to read
+				// until it is (helm template ... | meshward scan -).
+				return &FileResult{Skipped: 1, SkipReason: SkipTemplate}
+			}
 			line := 0
 			if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 				line, _ = strconv.Atoi(m[1])
@@ -39,7 +44,8 @@ func decodeYAML(name string, data []byte) ([]*scan.Object, error) {
 			msg := strings.TrimPrefix(err.Error(), "yaml: ")
 			msg = yamlLineRE.ReplaceAllString(msg, "")
 			msg = strings.TrimLeft(msg, ": ")
-			return nil, &Error{File: name, Line: line, Err: fmt.Errorf("invalid YAML: %s", msg)}
+			res.Problems = append(res.Problems, &Error{File: name, Line: line, Err: fmt.Errorf("invalid YAML: %s", msg)})
+			return res // the decoder cannot resume after a syntax error
 		}
 		if len(doc.Content) == 0 {
 			continue
@@ -50,56 +56,83 @@ func decodeYAML(name string, data []byte) ([]*scan.Object, error) {
 		}
 		if root.Kind == yaml.SequenceNode {
 			// A bare JSON array of objects.
-			for _, item := range root.Content {
-				o, err := nodeObjects(name, item)
-				if err != nil {
-					return nil, err
-				}
-				objs = append(objs, o...)
+			for i, item := range root.Content {
+				res.nodeObjects(name, item, fmt.Sprintf("[%d]", i))
 			}
 			continue
 		}
-		o, err := nodeObjects(name, root)
-		if err != nil {
-			return nil, err
-		}
-		objs = append(objs, o...)
+		res.nodeObjects(name, root, "")
 	}
 }
 
-// nodeObjects turns one document (a mapping) into objects: one, or the
-// items of a List, or none for a document that is nothing the scanner reads.
-func nodeObjects(file string, n *yaml.Node) ([]*scan.Object, error) {
+// nodeObjects adds what one document (a mapping) holds: one object, or the
+// items of a List, or a skipped document that is nothing the scanner
+// reads, or a problem. item names the document inside a List ("items[2]").
+func (res *FileResult) nodeObjects(file string, n *yaml.Node, item string) {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
+	problem := func(line int, field string, err error) {
+		if item != "" {
+			field = strings.TrimSuffix(item+"."+field, ".")
+		}
+		res.Problems = append(res.Problems, &Error{File: file, Line: line, Field: field, Err: err})
+	}
 	if n.Kind != yaml.MappingNode {
-		return nil, &Error{File: file, Line: n.Line, Err: fmt.Errorf("document is a %s, want a mapping", nodeKind(n))}
+		if !strings.Contains(item, "items[") {
+			// A document that is a string or a number (a README named on
+			// the command line, a JSON array of values) is no config.
+			res.skip(SkipNotRead)
+			return
+		}
+		problem(n.Line, "", fmt.Errorf("is a %s, want a mapping (a Kubernetes object)", nodeKind(n)))
+		return
 	}
 	c := &converter{lines: map[string]int{}}
 	v, err := c.convert(n, "", 0)
 	if err != nil {
-		return nil, &Error{File: file, Line: n.Line, Err: err}
+		problem(n.Line, "", err)
+		return
 	}
 	body := v.(map[string]any)
 	kind, _ := body["kind"].(string)
-	if items, ok := body["items"].([]any); ok && strings.HasSuffix(kind, "List") {
-		_ = items
-		var out []*scan.Object
-		for _, it := range mappingValue(n, "items").Content {
-			o, err := nodeObjects(file, it)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, o...)
+	if strings.HasSuffix(kind, "List") && readsAPI(body["apiVersion"]) {
+		items := mappingValue(n, "items")
+		if items.Kind != yaml.SequenceNode && items.Kind != 0 && items.ShortTag() != "!!null" {
+			problem(items.Line, "items", fmt.Errorf("is a %s, want a list of objects", nodeKind(items)))
+			return
 		}
-		return out, nil
+		for i, it := range items.Content { // items: null or [] hold nothing
+			res.nodeObjects(file, it, fmt.Sprintf("%sitems[%d]", strings.TrimSuffix(item, ".")+dotIf(item), i))
+		}
+		return
 	}
 	o, err := fromBody(file, body, c.lines, n.Line)
-	if err != nil || o == nil {
-		return nil, err
+	var me *Error
+	switch {
+	case errors.As(err, &me):
+		problem(me.Line, me.Field, me.Err)
+	case err != nil:
+		problem(n.Line, "", err)
+	case o == nil:
+		res.skip(SkipNotRead)
+	default:
+		res.Objects = append(res.Objects, o)
 	}
-	return []*scan.Object{o}, nil
+}
+
+func (res *FileResult) skip(reason string) {
+	res.Skipped++
+	if res.SkipReason == "" {
+		res.SkipReason = reason
+	}
+}
+
+func dotIf(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "."
 }
 
 func mappingValue(n *yaml.Node, key string) *yaml.Node {
@@ -229,6 +262,36 @@ func (c *converter) convert(n *yaml.Node, path string, depth int) (any, error) {
 	return nil, nil
 }
 
+// readsAPI reports whether an apiVersion belongs to the API groups the
+// scanner reads: Kubernetes' own workload and core groups, the meshes'
+// (Istio, Linkerd, Consul, Gateway API) and meshward's. Anything else
+// (kustomize, Helm's Chart.yaml "v2", kind, cert-manager, ...) is skipped.
+// A document without apiVersion is judged by its kind elsewhere.
+func readsAPI(v any) bool {
+	api, ok := v.(string)
+	if v == nil {
+		return true
+	}
+	if !ok {
+		return true // a malformed apiVersion is reported by kubeObject
+	}
+	group, _, hasGroup := strings.Cut(api, "/")
+	if !hasGroup {
+		return api == "v1" // the core group
+	}
+	switch group {
+	case "apps", "batch", "extensions", "policy", "networking.k8s.io", "gateway.networking.k8s.io",
+		"apps.openshift.io", "admissionregistration.k8s.io", "rbac.authorization.k8s.io":
+		return true
+	}
+	for _, suffix := range []string{"istio.io", "linkerd.io", "consul.hashicorp.com", "meshward.dev"} {
+		if group == suffix || strings.HasSuffix(group, "."+suffix) {
+			return true
+		}
+	}
+	return false
+}
+
 // clusterScoped kinds have no namespace; every other Kubernetes kind
 // without one lands in "default", as kubectl apply would put it.
 var clusterScoped = map[string]bool{
@@ -245,6 +308,8 @@ func fromBody(file string, body map[string]any, lines map[string]int, line int) 
 	_, hasAPI := body["apiVersion"]
 	kindV, hasKind := body["kind"]
 	switch {
+	case hasAPI && !readsAPI(body["apiVersion"]):
+		return nil, nil // Kustomization, Chart.yaml, kind's Cluster, ...: not for the scanner
 	case hasAPI || (hasKind && !isConsulEntryKind(kindV)):
 		return kubeObject(file, body, lines, line)
 	case hasKind || body["Kind"] != nil:
@@ -318,9 +383,12 @@ func kubeObject(file string, body map[string]any, lines map[string]int, line int
 		}
 	}
 	if o.Name == "" {
-		if gn, ok := meta["generateName"].(string); ok {
+		switch gn, ok := meta["generateName"].(string); {
+		case ok:
 			o.Name = gn
-		} else {
+		case kind == "IstioOperator":
+			o.Name = "installed-state" // istioctl's name for an unnamed one
+		default:
 			return nil, bad("metadata.name", "missing")
 		}
 	}

@@ -20,9 +20,16 @@ func JSON(w io.Writer, res scan.Result) error {
 		Findings   []scan.Finding `json:"findings"`
 		Summary    scan.Summary   `json:"summary"`
 		Suppressed []scan.Finding `json:"suppressed"`
-	}{r.Findings, r.Summary, res.Suppressed}
+		Input      scan.Input     `json:"input"`
+	}{r.Findings, r.Summary, res.Suppressed, res.Input}
 	if doc.Suppressed == nil {
 		doc.Suppressed = []scan.Finding{}
+	}
+	if doc.Input.Skipped == nil {
+		doc.Input.Skipped = []scan.SkippedFile{}
+	}
+	if doc.Input.Problems == nil {
+		doc.Input.Problems = []scan.InputProblem{}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -32,6 +39,8 @@ func JSON(w io.Writer, res scan.Result) error {
 // TextOptions controls the human report.
 type TextOptions struct {
 	Color bool
+	// Verbose lists the skipped files, not only their count.
+	Verbose bool
 }
 
 const (
@@ -90,8 +99,37 @@ func Text(w io.Writer, res scan.Result, opts TextOptions) error {
 			fmt.Fprintf(&b, "  %s %s %s\n", f.Rule, scan.Ref{Kind: f.Kind, Namespace: f.Namespace, Name: f.Name}, paint(ansiDim, "("+f.Category+")"))
 		}
 	}
+	if len(res.Input.Problems) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(paint(sevColor[scan.SeverityHigh], "NOT READ") + " (malformed documents of kinds the scanner reads; fix them and scan again)\n")
+		for _, p := range res.Input.Problems {
+			b.WriteString("  " + p.String() + "\n")
+		}
+	}
 	if b.Len() > 0 {
 		b.WriteString("\n")
+	}
+	if n := len(res.Input.Skipped); n > 0 {
+		reasons := map[string]int{}
+		var order []string
+		for _, sk := range res.Input.Skipped {
+			if reasons[sk.Reason] == 0 {
+				order = append(order, sk.Reason)
+			}
+			reasons[sk.Reason]++
+		}
+		for _, r := range order {
+			fmt.Fprintf(&b, "skipped %d %s: %s\n", reasons[r], plural(reasons[r], "file"), r)
+		}
+		if opts.Verbose {
+			for _, sk := range res.Input.Skipped {
+				b.WriteString(paint(ansiDim, "  "+sk.File) + "\n")
+			}
+		} else {
+			b.WriteString(paint(ansiDim, "  (-v lists them)") + "\n")
+		}
 	}
 	b.WriteString(SummaryLine(res) + "\n")
 	_, err := io.WriteString(w, b.String())
