@@ -42,6 +42,8 @@ look for.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = readBuildInfo().short()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
@@ -61,6 +63,7 @@ look for.`,
 		newAuditCmd(g),
 		newTapCmd(g),
 		newDashboardCmd(g),
+		newVersionCmd(),
 	)
 	for _, c := range newHiddenCmds(g) {
 		root.AddCommand(c)
