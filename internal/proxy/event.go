@@ -1,12 +1,19 @@
 package proxy
 
-import "time"
+import (
+	"time"
+
+	"meshward.dev/meshward/internal/observe"
+)
 
 // Event is one request or TCP connection the sidecar handled, as observers
 // (meshward tap, the audit trail's deny reports) see it. Its Method and
 // Path are copies: a request's strings are pieces of its whole head
 // (h1request.go), credentials included, which an event kept for later
-// must not pin.
+// must not pin. Every string field is valid UTF-8 by the time an observer
+// sees it (observe.Printable, in p.observe): the event goes on into
+// protobuf (the deny report), JSON (tap) and spans, and a caller chooses
+// its method and path.
 type Event struct {
 	Time        time.Time     `json:"time"`
 	Direction   string        `json:"direction"` // inbound | outbound
@@ -25,7 +32,20 @@ type Event struct {
 }
 
 func (p *Proxy) observe(e *Event) {
+	e.printable()
 	if p.cfg.Observer != nil {
 		p.cfg.Observer(e)
+	}
+}
+
+// printable makes every string field of e valid UTF-8, escaping rather
+// than dropping what is not (a caller's GET /%ff arrives as the path
+// "/\xff"; a report holding it would not marshal, and the Watch stream
+// carrying it would end). TestEventStringsPrintable keeps this list
+// complete.
+func (e *Event) printable() {
+	for _, f := range []*string{&e.Direction, &e.Protocol, &e.Source, &e.Destination,
+		&e.Method, &e.Path, &e.Decision, &e.Policy, &e.Rule, &e.Mode} {
+		*f = observe.Printable(*f)
 	}
 }

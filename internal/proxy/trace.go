@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"meshward.dev/meshward/internal/observe"
 )
 
 // traceContext propagates W3C traceparent/tracestate.
@@ -18,10 +20,21 @@ var traceContext propagation.TraceContext
 // inbound, the upstream outbound) continues it under this span.
 func (p *Proxy) startSpan(r *http.Request, name string, kind trace.SpanKind) (*http.Request, trace.Span) {
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := p.cfg.Tracer.Start(ctx, name, trace.WithSpanKind(kind),
-		trace.WithAttributes(attribute.String("http.request.method", strings.Clone(r.Method)), attribute.String("url.path", strings.Clone(r.URL.Path))))
+	// The name holds the method and, like the attributes, goes out in
+	// OTLP protobuf: valid UTF-8 only (observe.Printable).
+	ctx, span := p.cfg.Tracer.Start(ctx, observe.Printable(name), trace.WithSpanKind(kind),
+		trace.WithAttributes(attribute.String("http.request.method", printableClone(r.Method)), attribute.String("url.path", printableClone(r.URL.Path))))
 	traceContext.Inject(ctx, propagation.HeaderCarrier(r.Header))
 	return r.WithContext(ctx), span
+}
+
+// printableClone is s made valid UTF-8, never sharing s's memory (a
+// request's strings pin its whole head).
+func printableClone(s string) string {
+	if p := observe.Printable(s); p != s {
+		return p
+	}
+	return strings.Clone(s)
 }
 
 // endSpan records the outcome on span and ends it.
