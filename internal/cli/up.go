@@ -52,7 +52,13 @@ reuses the data dir (same CA, same identities) unless --fresh.
 Apps learn their ports from the environment: MESHWARD_LISTEN (where to listen),
 MESHWARD_UPSTREAM_<SERVICE> (the sidecar listener for calls to SERVICE),
 SPIFFE_ENDPOINT_SOCKET (the Workload API), MESHWARD_SERVICE, MESHWARD_NAMESPACE,
-MESHWARD_TRUST_DOMAIN and MESHWARD_PORT.`,
+MESHWARD_TRUST_DOMAIN and MESHWARD_PORT. Apps get only these, their service's
+env:, and PATH, HOME, USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ, TERM,
+COLORTERM, NO_COLOR and TMPDIR from meshward's environment (never
+MESHWARD_STORE_KEY or any other MESHWARD_* variable). A service's Workload API
+serves its SVID only to its own app and the app's descendants. Run as root,
+a service's user: runs its app as that user, and the data dir is closed to
+it (docs/local-mode.md).`,
 		Example: `  # the bundled demo shop: frontend on http://127.0.0.1:8080
   meshward up --demo
 
@@ -145,6 +151,9 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 		SidecarArgs: []string{"--log-format", g.logFormat, "--log-level", g.logLevel},
 		OnReady:     func() { printBanner(out, mesh, srv.Addr().String(), cp.dashboardURL(), rev, o.demo) },
 	})
+	if len(config.Errors(err)) > 0 {
+		return usageErr(err) // a user: that cannot be honoured (not root, no such user)
+	}
 	if err != nil {
 		return err
 	}

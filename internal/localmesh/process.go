@@ -32,6 +32,10 @@ type process struct {
 	notice  func(format string, args ...any)
 	// started is signalled (once per start) when the command is running.
 	started chan struct{}
+	// onStart and onExit, when set, are called with each run's pid once
+	// it runs (before it is waited for) and after it has exited.
+	onStart func(pid int) error
+	onExit  func()
 }
 
 // run keeps the process running until ctx ends. A process that exits is
@@ -49,11 +53,19 @@ func (p *process) run(ctx context.Context) {
 			continue
 		}
 		cmd.Stdout, cmd.Stderr = p.out, p.out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Setpgid = true
 		cmd.Cancel = func() error { return terminate(cmd) }
 		cmd.WaitDelay = stopGrace
 		start := time.Now()
-		if err := cmd.Start(); err != nil {
+		err = cmd.Start()
+		// The child has its own copies of the files handed to it.
+		for _, f := range cmd.ExtraFiles {
+			_ = f.Close()
+		}
+		if err != nil {
 			p.notice("%s: cannot start: %v (retrying in %s)", p.name, err, backoff)
 			if !sleepCtx(ctx, backoff) {
 				return
@@ -61,11 +73,19 @@ func (p *process) run(ctx context.Context) {
 			backoff = min(backoff*2, maxRestart)
 			continue
 		}
+		if p.onStart != nil {
+			if err := p.onStart(cmd.Process.Pid); err != nil {
+				p.notice("%s: %v", p.name, err)
+			}
+		}
 		select {
 		case p.started <- struct{}{}:
 		default:
 		}
 		err = cmd.Wait()
+		if p.onExit != nil {
+			p.onExit()
+		}
 		if ctx.Err() != nil {
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
@@ -55,7 +56,15 @@ type Service struct {
 type Supervisor struct {
 	cfg      Config
 	services []*Service
+	users    []*appUser    // per service; nil: the supervisor's user
+	apps     []*appTracker // per service: tells its sidecar the app's process
+	// runDir holds the Workload API sockets when apps run as their own
+	// users (the data dir is then closed to them); "" otherwise.
+	runDir string
 }
+
+// geteuid is the supervisor's effective uid (a variable for tests).
+var geteuid = os.Geteuid
 
 // New allocates every port the mesh needs, so they are fixed for the life
 // of the supervisor: a restarted sidecar comes back where its app and its
@@ -64,11 +73,27 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Mesh == nil || cfg.Admin == nil || cfg.Out == nil || cfg.Executable == "" || len(cfg.Sidecar) == 0 {
 		return nil, errors.New("localmesh: mesh, admin client, output, executable and sidecar command are required")
 	}
-	s := &Supervisor{cfg: cfg}
+	users, err := resolveUsers(cfg.Mesh, geteuid())
+	if err != nil {
+		return nil, err
+	}
+	s := &Supervisor{cfg: cfg, users: users}
+	sockets := filepath.Join(cfg.Mesh.DataDirPath(), "sockets")
+	if s.separateUsers() {
+		// Apps of other users cannot enter the data dir: their sockets
+		// live in a directory they may pass through, not list.
+		if s.runDir, err = os.MkdirTemp("", "meshward-"+cfg.Mesh.Name+"-"); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(s.runDir, 0o711); err != nil { //nolint:gosec // traverse only, see above
+			return nil, err
+		}
+		sockets = s.runDir
+	}
 	var ports portReserver
 	defer ports.release()
-	sockets := filepath.Join(cfg.Mesh.DataDirPath(), "sockets")
 	for _, ms := range cfg.Mesh.Services {
+		s.apps = append(s.apps, newAppTracker())
 		svc := &Service{
 			Name:      ms.Name,
 			Namespace: ms.Namespace,
@@ -101,10 +126,43 @@ func New(cfg Config) (*Supervisor, error) {
 // Services describes the running mesh (for the banner and status).
 func (s *Supervisor) Services() []*Service { return s.services }
 
+// separateUsers reports whether some app runs as a user of its own.
+func (s *Supervisor) separateUsers() bool {
+	for _, u := range s.users {
+		if u != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Run starts every sidecar, then every app once its sidecar is ready, and
 // keeps them running until ctx is cancelled; then it stops the apps first,
 // then the sidecars.
 func (s *Supervisor) Run(ctx context.Context) error {
+	// Same-user apps must not read this process's environment (the
+	// store key) or memory through /proc.
+	if err := protectSelf(); err != nil {
+		s.notice("cannot protect meshward's memory from apps (%v)", err)
+	}
+	if s.runDir != "" {
+		defer os.RemoveAll(s.runDir)
+	}
+	defer func() {
+		for _, a := range s.apps {
+			a.close()
+		}
+	}()
+	if s.separateUsers() {
+		if err := lockDataDir(s.cfg.Mesh.DataDirPath()); err != nil {
+			return fmt.Errorf("close the data dir to apps: %w", err)
+		}
+		for i, u := range s.users {
+			if u == nil && len(s.cfg.Mesh.Services[i].Command) > 0 {
+				s.notice("%s has no user: and runs as uid %d: it can read the data dir", s.services[i].Name, geteuid())
+			}
+		}
+	}
 	appCtx, stopApps := context.WithCancel(context.Background())
 	sideCtx, stopSidecars := context.WithCancel(context.Background())
 	defer stopApps()
@@ -115,7 +173,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		ms := s.cfg.Mesh.Services[i]
 		sc := &process{
 			name:    svc.Name + "-proxy",
-			prepare: func(ctx context.Context) (*exec.Cmd, error) { return s.sidecarCmd(ctx, svc, ms) },
+			prepare: func(ctx context.Context) (*exec.Cmd, error) { return s.sidecarCmd(ctx, i, svc, ms) },
 			out:     s.cfg.Out.Writer(svc.Name + "-proxy"),
 			notice:  s.notice,
 			started: make(chan struct{}, 1),
@@ -141,12 +199,15 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if err := waitReady(ctx, svc.Admin); err != nil {
 			s.notice("%s-proxy is not ready (%v); starting %s anyway", svc.Name, err, svc.Name)
 		}
+		tracker := s.apps[i]
 		app := &process{
 			name:    svc.Name,
-			prepare: func(ctx context.Context) (*exec.Cmd, error) { return s.appCmd(ctx, svc, ms) },
+			prepare: func(ctx context.Context) (*exec.Cmd, error) { return s.appCmd(ctx, svc, ms, s.users[i]) },
 			out:     s.cfg.Out.Writer(svc.Name),
 			notice:  s.notice,
 			started: make(chan struct{}, 1),
+			onStart: tracker.started,
+			onExit:  tracker.exited,
 		}
 		apps.Add(1)
 		go func() { defer apps.Done(); app.run(appCtx) }()
@@ -183,7 +244,7 @@ func (s *Supervisor) notice(format string, args ...any) {
 	s.cfg.Out.Printf("meshward | "+format+"\n", args...)
 }
 
-func (s *Supervisor) sidecarCmd(ctx context.Context, svc *Service, ms config.Service) (*exec.Cmd, error) {
+func (s *Supervisor) sidecarCmd(ctx context.Context, i int, svc *Service, ms config.Service) (*exec.Cmd, error) {
 	// A fresh single-use token for every start: a restarted sidecar has
 	// lost its in-memory key and must bootstrap again.
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -210,16 +271,35 @@ func (s *Supervisor) sidecarCmd(ctx context.Context, svc *Service, ms config.Ser
 		}
 		args = append(args, "--upstream", n+"="+svc.Upstreams[n]+"/"+proto)
 	}
+	if u := s.users[i]; u != nil {
+		args = append(args, "--workload-uid", strconv.FormatUint(uint64(u.cred.Uid), 10))
+	}
+	var extra []*os.File
+	if len(ms.Command) > 0 {
+		// The sidecar serves the SVID only to the app this supervisor
+		// starts (and its descendants); it learns which process that is
+		// on fd 3. (An app started by hand is attested by uid alone.)
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		s.apps[i].attach(w)
+		extra = []*os.File{r}
+		args = append(args, "--workload-app-fd", "3")
+	}
 	args = append(args, s.cfg.SidecarArgs...)
 	args = append(append([]string(nil), s.cfg.Sidecar[1:]...), args...)
 	cmd := exec.CommandContext(ctx, s.cfg.Sidecar[0], args...)
-	cmd.Env = append(os.Environ(), "MESHWARD_TOKEN="+tok.Token)
+	cmd.Env = sidecarEnv(environ(), tok.Token)
+	cmd.ExtraFiles = extra
 	return cmd, nil
 }
 
-// appCmd builds the app's command with MESHWARD_* variables that tell it
-// its ports (see docs/configuration.md).
-func (s *Supervisor) appCmd(ctx context.Context, svc *Service, ms config.Service) (*exec.Cmd, error) {
+// appCmd builds the app's command, as its own user when it has one. Its
+// environment is scrubbed: the ordinary variables of meshward's own
+// (ordinaryEnv), the MESHWARD_* variables that tell it its ports (see
+// docs/configuration.md), and its service's env:.
+func (s *Supervisor) appCmd(ctx context.Context, svc *Service, ms config.Service, u *appUser) (*exec.Cmd, error) {
 	argv := append([]string(nil), ms.Command...)
 	if argv[0] == "meshward" {
 		argv[0] = s.cfg.Executable
@@ -228,7 +308,14 @@ func (s *Supervisor) appCmd(ctx context.Context, svc *Service, ms config.Service
 	if s.cfg.Mesh.File != "" {
 		cmd.Dir = filepath.Dir(s.cfg.Mesh.File)
 	}
-	env := append(os.Environ(),
+	env := scrubbedEnv(environ())
+	if u != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
+		env = setEnv(env, "HOME", u.home)
+		env = setEnv(env, "USER", u.name)
+		env = setEnv(env, "LOGNAME", u.name)
+	}
+	env = append(env,
 		"MESHWARD_SERVICE="+svc.Name,
 		"MESHWARD_NAMESPACE="+svc.Namespace,
 		"MESHWARD_TRUST_DOMAIN="+s.cfg.Mesh.TrustDomain,
@@ -240,7 +327,7 @@ func (s *Supervisor) appCmd(ctx context.Context, svc *Service, ms config.Service
 		env = append(env, "MESHWARD_UPSTREAM_"+EnvName(name)+"="+addr)
 	}
 	for k, v := range ms.Env {
-		env = append(env, k+"="+v)
+		env = setEnv(env, k, v)
 	}
 	cmd.Env = env
 	return cmd, nil
