@@ -362,3 +362,162 @@ func TestFoldEqual(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderBudgetPerPeer: one identity sending the largest heads on many
+// connections at once holds only its budget of header bytes in flight
+// (429 beyond it), so it cannot take all of an app's capacity: another
+// identity's request still gets through. The app serves 4 requests at a
+// time (503 beyond), as apps with a worker pool do; the attacker holds 8
+// requests of 60 KB heads open.
+func TestHeaderBudgetPerPeer(t *testing.T) {
+	const workers, attackers = 4, 8
+	slots := make(chan struct{}, workers)
+	release := make(chan struct{})
+	var held sync.WaitGroup
+	hold := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		default:
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path == "/hold" {
+			held.Done()
+			<-release
+		}
+		fmt.Fprint(w, "ok")
+	})
+	app := newEchoApp(t, false, map[string]http.Handler{"/hold": hold, "/work": hold})
+	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, limits: Limits{MaxHeaderBytesPerPeer: 128 << 10}})
+	big := strings.Repeat("a", 60<<10)
+	// Every attacker request ends up held by the app (held.Done in the
+	// handler) or refused at once (held.Done below); after the release
+	// the held ones answer too (answered).
+	var answered sync.WaitGroup
+	answered.Add(attackers)
+	held.Add(attackers)
+	for range attackers {
+		go func() {
+			defer answered.Done()
+			code := 0
+			if c, err := tls.Dial("tcp", m.cat.InboundAddr().String(), sidecarTLS(t, m.ca, frontendID, mtls.ALPNHTTP1)); err == nil {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(testTimeout))
+				_, _ = io.WriteString(c, "GET /hold HTTP/1.1\r\nHost: catalog\r\nX-Big: "+big+"\r\n\r\n")
+				if res, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+					code = res.StatusCode
+					res.Body.Close()
+				}
+			}
+			if code != http.StatusOK {
+				held.Done()
+			}
+		}()
+	}
+	waitCh(t, held.Wait)
+	// payments, another identity, is served while the attack holds on.
+	code, body := rawRoundTrip(t, func() (net.Conn, error) {
+		return tls.Dial("tcp", m.cat.InboundAddr().String(), sidecarTLS(t, m.ca, paymentsID, mtls.ALPNHTTP1))
+	}, "GET /work HTTP/1.1\r\nHost: catalog\r\nX-Big: "+big+"\r\n\r\n")
+	if code != http.StatusOK {
+		t.Errorf("another identity during the attack: %d %q, want 200", code, body)
+	}
+	if got := counter(t, m.catReg, "meshward_limit_rejections_total", map[string]string{"limit": limitPeerHeaders}); got < attackers-2 {
+		t.Errorf("header budget rejections %v, want at least %d", got, attackers-2)
+	}
+	close(release)
+	answered.Wait()
+	// The map of identities empties with the requests.
+	waitFor(t, func() bool { return m.cat.inbound.heads.peers() == 0 })
+}
+
+// waitCh runs wait, failing the test if it does not return in time.
+func waitCh(t *testing.T, wait func()) {
+	t.Helper()
+	ch := make(chan struct{})
+	go func() { wait(); close(ch) }()
+	select {
+	case <-ch:
+	case <-time.After(testTimeout):
+		t.Fatal("timed out")
+	}
+}
+
+// compileEngine compiles a MeshConfig (with extra spec lines) and a policy
+// letting frontend GET anything on catalog.
+func compileEngine(t *testing.T, meshSpec string) *policy.Engine {
+	t.Helper()
+	src := `apiVersion: meshward.dev/v1
+kind: MeshConfig
+metadata: {name: mesh}
+spec:
+  trustDomain: shop.local
+` + meshSpec + `---
+apiVersion: meshward.dev/v1
+kind: AccessPolicy
+metadata: {name: catalog, namespace: default}
+spec:
+  target: catalog
+  rules:
+    - name: frontend-reads
+      from: [{service: frontend}]
+      to: [{methods: [GET]}]
+`
+	e, err := policy.Compile([]policy.File{{Name: "mesh.yaml", Data: []byte(src)}}, policy.Options{TrustDomain: td})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestRefuseOverrideHeaders: with MeshConfig refuseOverrideHeaders, a
+// request carrying a method or URL override (any spelling folding to one)
+// is refused with 400 and a deny event on HTTP/1.1 and HTTP/2: the GET
+// policy allowed cannot become the DELETE or the /admin an app would
+// serve. Without the switch they pass, as before.
+func TestRefuseOverrideHeaders(t *testing.T) {
+	app := newEchoApp(t, false, nil)
+	var ev events
+	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, observer: ev.observe})
+	overrides := []string{
+		"X-HTTP-Method-Override: DELETE", "X-HTTP-Method: DELETE", "X-Method-Override: DELETE",
+		"X-Original-URL: /admin", "X-Rewrite-URL: /admin",
+		"x_http_method_override: DELETE", "X-ORIGINAL_URL: /admin",
+	}
+	h2 := h2Client(sidecarTLS(t, m.ca, frontendID, mtls.ALPNHTTP2))
+	send := func(field string) (h1, h2code int) {
+		t.Helper()
+		h1, _ = m.inboundRaw(t, "GET /x HTTP/1.1\r\nHost: catalog\r\n"+field+"\r\n\r\n")
+		name, value, _ := strings.Cut(field, ": ")
+		req, _ := http.NewRequest(http.MethodGet, "https://"+m.cat.InboundAddr().String()+"/x", nil)
+		req.Header[name] = []string{value}
+		res, err := h2.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return h1, res.StatusCode
+	}
+
+	m.cat.SetPolicy(compileEngine(t, ""))
+	if c1, c2 := send(overrides[0]); c1 != http.StatusOK || c2 != http.StatusOK {
+		t.Errorf("switch off: %d, %d; want 200 (unchanged default)", c1, c2)
+	}
+	m.cat.SetPolicy(compileEngine(t, "  refuseOverrideHeaders: true\n"))
+	before := app.hits.Load()
+	for _, f := range overrides {
+		if c1, c2 := send(f); c1 != http.StatusBadRequest || c2 != http.StatusBadRequest {
+			t.Errorf("%s: HTTP/1.1 %d, HTTP/2 %d; want 400", f, c1, c2)
+		}
+	}
+	if n := app.hits.Load() - before; n != 0 {
+		t.Errorf("%d requests with override headers reached the app", n)
+	}
+	if !ev.denied(ruleOverrideHeader) {
+		t.Error("no deny event with rule override-header")
+	}
+	if c1, c2 := send("X-Other: 1"); c1 != http.StatusOK || c2 != http.StatusOK {
+		t.Errorf("a plain request with the switch on: %d, %d; want 200", c1, c2)
+	}
+}
