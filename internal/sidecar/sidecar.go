@@ -158,6 +158,10 @@ func Run(ctx context.Context, cfg Config) error {
 		Name: "meshward_report_denies_unmarshalable_total",
 		Help: "Denies dropped from a report because they would not marshal.",
 	}, func() float64 { return float64(src.ReportDeniesUnmarshalable()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "meshward_control_watch_sessions_total",
+		Help: "Watch streams the sidecar opened to the control plane (1 plus one per reconnect).",
+	}, func() float64 { return float64(src.WatchSessions()) }))
 
 	tracer, shutdownTracing, err := observe.Tracer(ctx, cfg.Service+"-proxy")
 	if err != nil {

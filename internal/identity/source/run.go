@@ -118,6 +118,7 @@ func (s *Source) watch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.sessions.Add(1)
 	sendErr := make(chan error, 1)
 	go func() {
 		tick := time.NewTicker(s.cfg.ReportInterval)
@@ -285,3 +286,7 @@ func printableStrings(m protoreflect.Message) (n int) {
 	})
 	return n
 }
+
+// WatchSessions is how many Watch streams the source has opened to the
+// control plane: it rises by one on every reconnect.
+func (s *Source) WatchSessions() int64 { return s.sessions.Load() }

@@ -76,6 +76,9 @@ type Source struct {
 	// out escaped (observe.Printable), dropped the items a report could
 	// still not marshal with.
 	escaped, unmarshalable atomic.Int64
+	// sessions counts the Watch streams opened: 1 for as long as the
+	// first stream lasts, so a stream something ended shows as a rise.
+	sessions atomic.Int64
 
 	conn     *grpc.ClientConn
 	renewNow chan struct{}
