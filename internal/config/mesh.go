@@ -71,6 +71,10 @@ type Service struct {
 	// to.ports refer to it.
 	Port     int    `yaml:"port" json:"port"`
 	Protocol string `yaml:"protocol" json:"protocol"`
+	// AllowUpgrades are the HTTP/1.1 Upgrade protocols the sidecar
+	// forwards to an http app besides websocket (such as tcp), after the
+	// upgrade request passed policy; any other is refused, h2c always.
+	AllowUpgrades []string `yaml:"allowUpgrades" json:"allowUpgrades,omitempty"`
 	// Expose is an optional ingress listener for clients outside the mesh.
 	Expose string `yaml:"expose" json:"expose,omitempty"`
 	// Inbound is the sidecar's mTLS listener; empty means a free port.
@@ -222,6 +226,15 @@ func (m *Mesh) validate(d *Document) ErrorList {
 		for j, c := range s.Command {
 			if c == "" && j == 0 {
 				add(fmt.Sprintf("%s.command[%d]", f, j), "the program name is empty")
+			}
+		}
+		for j, u := range s.AllowUpgrades {
+			if s.Protocol != ProtocolHTTP {
+				add(f+".allowUpgrades", "applies to protocol http only, not %s", s.Protocol)
+				break
+			}
+			if err := ValidUpgrade(u); err != nil {
+				add(fmt.Sprintf("%s.allowUpgrades[%d]", f, j), "%v", err)
 			}
 		}
 		if s.User != "" && !validUser(s.User) {

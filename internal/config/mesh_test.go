@@ -258,3 +258,38 @@ func TestMeshUser(t *testing.T) {
 		})
 	}
 }
+
+func TestMeshAllowUpgrades(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		protocol string
+		allow    string
+		wantErr  string
+	}{
+		{name: "tcp", protocol: "http", allow: "[tcp]"},
+		{name: "two", protocol: "http", allow: "[tcp, my-proto]"},
+		{name: "h2c", protocol: "http", allow: "[h2c]", wantErr: `spec.services[0].allowUpgrades[0]: "h2c" cannot be allowed`},
+		{name: "H2C", protocol: "http", allow: "[tcp, H2C]", wantErr: `spec.services[0].allowUpgrades[1]: "H2C" cannot be allowed`},
+		{name: "HTTP version", protocol: "http", allow: "[HTTP]", wantErr: `"HTTP" cannot be allowed`},
+		{name: "with version", protocol: "http", allow: "[websocket/13]", wantErr: `is not a protocol name`},
+		{name: "empty", protocol: "http", allow: "['']", wantErr: `empty protocol name`},
+		{name: "not http", protocol: "grpc", allow: "[tcp]", wantErr: `spec.services[0].allowUpgrades: applies to protocol http only, not grpc`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			doc := "apiVersion: meshward.dev/v1\nkind: Mesh\nmetadata: {name: m}\nspec:\n  trustDomain: m.local\n  services:\n    - name: a\n      port: 8080\n      protocol: " + tc.protocol + "\n      allowUpgrades: " + tc.allow + "\n"
+			_, err := ParseMesh("mesh.yaml", []byte(doc))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v; want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -259,6 +259,9 @@ func (s *Supervisor) sidecarCmd(ctx context.Context, i int, svc *Service, ms con
 		"--inbound", svc.Inbound, "--app", svc.App, "--protocol", ms.Protocol,
 		"--admin", svc.Admin, "--workload-api", svc.Socket,
 	}
+	for _, u := range ms.AllowUpgrades {
+		args = append(args, "--allow-upgrade", u)
+	}
 	names := make([]string, 0, len(svc.Upstreams))
 	for n := range svc.Upstreams {
 		names = append(names, n)

@@ -32,6 +32,7 @@ type proxyOptions struct {
 	inbound     string
 	app         string
 	protocol    string
+	upgrades    []string
 	port        int
 	upstreams   []string
 	httpProxy   string
@@ -123,7 +124,7 @@ and policy while the control plane is unreachable.`,
 			}
 			err = Run(cmd.Context(), Config{
 				Service: o.service, Namespace: o.namespace, Control: o.control, Token: os.Getenv("MESHWARD_TOKEN"),
-				TrustDomain: td, Inbound: o.inbound, App: o.app, Protocol: proxy.Protocol(o.protocol), Port: o.port,
+				TrustDomain: td, Inbound: o.inbound, App: o.app, Protocol: proxy.Protocol(o.protocol), AllowUpgrades: o.upgrades, Port: o.port,
 				Upstreams: ups, HTTPProxy: o.httpProxy, Admin: o.admin, WorkloadAPI: o.workloadAPI,
 				WorkloadUID: o.workloadUID, WorkloadApp: apps, Logger: log,
 			})
@@ -141,6 +142,7 @@ and policy while the control plane is unreachable.`,
 	f.StringVar(&o.inbound, "inbound", "", "mTLS listen address for callers (empty: no inbound side)")
 	f.StringVar(&o.app, "app", "", "the app's plaintext loopback address")
 	f.StringVar(&o.protocol, "protocol", "http", "what the app speaks: http, http2, grpc or tcp")
+	f.StringArrayVar(&o.upgrades, "allow-upgrade", nil, "an HTTP/1.1 Upgrade protocol forwarded to the app besides websocket, e.g. tcp (repeatable; h2c is always refused)")
 	f.IntVar(&o.port, "port", 0, "service port that policies name (default: the app's port)")
 	f.StringArrayVar(&o.upstreams, "upstream", nil, "SERVICE=HOST:PORT[/PROTOCOL]: a plaintext loopback listener for calls to SERVICE (repeatable)")
 	f.StringVar(&o.httpProxy, "http-proxy", "", "plaintext HTTP proxy address where the app calls http://SERVICE/...")

@@ -44,6 +44,10 @@ type Config struct {
 	Inbound     string               // mTLS listener ("" for none)
 	App         string               // the app's loopback address
 	Protocol    proxy.Protocol
+
+	// AllowUpgrades are the Upgrade protocols forwarded besides websocket.
+	AllowUpgrades []string
+
 	Port        int // service port policies name (0: the app's port)
 	Upstreams   []proxy.Upstream
 	HTTPProxy   string
@@ -176,7 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Tracer:  tracer,
 		Service: cfg.Service, Namespace: cfg.Namespace, TrustDomain: src.TrustDomain(),
 		SVID: src, Bundle: src,
-		InboundAddr: cfg.Inbound, AppAddr: cfg.App, AppProtocol: cfg.Protocol, Port: cfg.Port,
+		InboundAddr: cfg.Inbound, AppAddr: cfg.App, AppProtocol: cfg.Protocol, Port: cfg.Port, AllowUpgrades: cfg.AllowUpgrades,
 		Upstreams: cfg.Upstreams, HTTPProxyAddr: cfg.HTTPProxy,
 		Logger: log, Registerer: reg,
 		Observer: func(e *proxy.Event) {
