@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ import (
 	"meshward.dev/meshward/internal/dashboard"
 	"meshward.dev/meshward/internal/identity/ca"
 	"meshward.dev/meshward/internal/policy"
+	"meshward.dev/meshward/internal/proxy"
 	"meshward.dev/meshward/internal/store"
 	"meshward.dev/meshward/internal/store/bolt"
 )
@@ -39,6 +41,18 @@ type controlOptions struct {
 	// mesh, when set (by `up`), lets policy checks verify that targets
 	// exist.
 	mesh *config.Mesh
+	// insecureDashboard lets the dashboard (unauthenticated, read-only)
+	// listen beyond loopback.
+	insecureDashboard bool
+}
+
+// where names a setting for an error: the flag of `control`, or the
+// mesh.yaml field under `up`.
+func (o *controlOptions) where(flag, field string) string {
+	if o.mesh != nil && o.mesh.File != "" {
+		return fmt.Sprintf("%s: %s", o.mesh.File, field)
+	}
+	return flag
 }
 
 func (o *controlOptions) validate() error {
@@ -47,6 +61,11 @@ func (o *controlOptions) validate() error {
 	}
 	if o.listen == "" {
 		return usageErrf("--listen is required")
+	}
+	if o.http != "" && !o.insecureDashboard {
+		if err := proxy.CheckLoopback(o.http); err != nil {
+			return usageErrf("--dashboard: %v: the dashboard has no authentication; keep it on loopback (reach it with ssh -L), or pass --insecure-dashboard", err)
+		}
 	}
 	return nil
 }
@@ -83,6 +102,7 @@ rest.`,
 	f.DurationVar(&o.intermediateTTL, "intermediate-ttl", ca.DefaultIntermediateTTL, "lifetime of the intermediate CA (rotated at half-life)")
 	f.DurationVar(&o.rootTTL, "root-ttl", ca.DefaultRootTTL, "lifetime of a new root CA")
 	f.StringVar(&o.http, "dashboard", "127.0.0.1:9900", "address of the web dashboard and /metrics (loopback; empty: off)")
+	f.BoolVar(&o.insecureDashboard, "insecure-dashboard", false, "allow --dashboard on a non-loopback address (it has no authentication; a warning is logged)")
 	return cmd
 }
 
@@ -167,6 +187,9 @@ func newControlPlane(ctx context.Context, o *controlOptions, log *slog.Logger) (
 	})
 	if err != nil {
 		st.Close()
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, usageErrf("%s %s: address already in use: is another control plane running (meshward status)? Stop it or choose another address", o.where("--listen", "spec.control.listen"), o.listen)
+		}
 		return nil, err
 	}
 	cp := &controlPlane{srv: srv, close: func() { st.Close() }}
@@ -183,7 +206,13 @@ func newControlPlane(ctx context.Context, o *controlOptions, log *slog.Logger) (
 		ln, err := net.Listen("tcp", o.http)
 		if err != nil {
 			st.Close()
-			return nil, usageErrf("dashboard listen %s: %v", o.http, err)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, usageErrf("%s %s: address already in use: is another control plane running (meshward status)? Stop it or choose another address", o.where("--dashboard", "spec.dashboard.listen"), o.http)
+			}
+			return nil, usageErrf("%s %s: %v", o.where("--dashboard", "spec.dashboard.listen"), o.http, err)
+		}
+		if proxy.CheckLoopback(o.http) != nil {
+			log.Warn("INSECURE: the dashboard and /metrics listen beyond loopback with no authentication", "addr", o.http)
 		}
 		cp.web = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		cp.webLn = ln
