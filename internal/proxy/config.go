@@ -118,7 +118,15 @@ type Timeouts struct {
 }
 
 // Validate reports every problem in c, naming the field.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.validate(true) }
+
+// ValidateBeforeIdentity checks everything that does not need the
+// sidecar's identity (addresses, protocols, upstreams, limits). A sidecar
+// runs it before it redeems its single-use join token, so a typo in a flag
+// does not spend the token.
+func (c *Config) ValidateBeforeIdentity() error { return c.validate(false) }
+
+func (c *Config) validate(withIdentity bool) error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
@@ -129,14 +137,16 @@ func (c *Config) Validate() error {
 	if c.Namespace == "" {
 		bad("namespace", "required")
 	}
-	if c.TrustDomain.IsZero() {
-		bad("trustDomain", "required")
-	}
-	if c.SVID == nil {
-		bad("svid", "a source is required")
-	}
-	if c.Bundle == nil {
-		bad("bundle", "a source is required")
+	if withIdentity {
+		if c.TrustDomain.IsZero() {
+			bad("trustDomain", "required")
+		}
+		if c.SVID == nil {
+			bad("svid", "a source is required")
+		}
+		if c.Bundle == nil {
+			bad("bundle", "a source is required")
+		}
 	}
 	if c.Service != "" && c.Namespace != "" && !c.TrustDomain.IsZero() {
 		if _, err := c.identity(c.Namespace, c.Service); err != nil {
@@ -230,6 +240,10 @@ func (c *Config) Validate() error {
 func (c *Config) identity(ns, service string) (spiffeid.ID, error) {
 	return spiffeid.FromSegments(c.TrustDomain, "ns", ns, "sa", service)
 }
+
+// CheckLoopback is loopbackAddr for the sidecar's and the control plane's
+// unauthenticated endpoints (admin, dashboard).
+func CheckLoopback(addr string) error { return loopbackAddr(addr) }
 
 // loopbackAddr accepts host:port where host is a loopback IP or localhost:
 // plaintext listeners and the app must never be reachable off the machine.

@@ -37,10 +37,13 @@ type proxyOptions struct {
 	upstreams   []string
 	httpProxy   string
 	admin       string
-	workloadAPI string
-	workloadUID int
-	workloadApp int // fd
-	cores       int
+	// insecureAdmin lets the admin endpoints (unauthenticated: /tap shows
+	// live requests) listen beyond loopback.
+	insecureAdmin bool
+	workloadAPI   string
+	workloadUID   int
+	workloadApp   int // fd
+	cores         int
 }
 
 func (o *proxyOptions) validate() ([]proxy.Upstream, error) {
@@ -54,6 +57,9 @@ func (o *proxyOptions) validate() ([]proxy.Upstream, error) {
 	}
 	if os.Getenv("MESHWARD_TOKEN") == "" {
 		return nil, usagef("set MESHWARD_TOKEN to a join token (meshward token create --service %s); it is read from the environment so it never shows in ps", o.service)
+	}
+	if err := proxy.CheckLoopback(o.admin); err != nil && !o.insecureAdmin {
+		return nil, usagef("--admin: %v: the admin endpoints are unauthenticated (/tap shows live requests); keep them on loopback, or pass --insecure-admin to expose them", err)
 	}
 	var ups []proxy.Upstream
 	for _, u := range o.upstreams {
@@ -114,6 +120,9 @@ and policy while the control plane is unreachable.`,
 				log.Warn("could not re-execute with the sidecar's runtime setting; running untuned",
 					slog.String("godebug", gotune.Setting), slog.Any(observe.KeyError, tuneErr))
 			}
+			if o.insecureAdmin && proxy.CheckLoopback(o.admin) != nil {
+				log.Warn("INSECURE: the admin endpoints (/metrics, /tap with live requests) listen beyond loopback with no authentication", "admin", o.admin)
+			}
 			var apps io.Reader
 			if o.workloadApp > 0 {
 				apps = os.NewFile(uintptr(o.workloadApp), "workload-app")
@@ -147,6 +156,7 @@ and policy while the control plane is unreachable.`,
 	f.StringArrayVar(&o.upstreams, "upstream", nil, "SERVICE=HOST:PORT[/PROTOCOL]: a plaintext loopback listener for calls to SERVICE (repeatable)")
 	f.StringVar(&o.httpProxy, "http-proxy", "", "plaintext HTTP proxy address where the app calls http://SERVICE/...")
 	f.StringVar(&o.admin, "admin", "127.0.0.1:0", "admin address for /metrics, /healthz, /readyz, /endpoints and /tap (loopback)")
+	f.BoolVar(&o.insecureAdmin, "insecure-admin", false, "allow --admin on a non-loopback address (unauthenticated; a warning is logged)")
 	f.StringVar(&o.workloadAPI, "workload-api", "", "unix socket path for the SPIFFE Workload API (empty: off)")
 	f.IntVar(&o.workloadUID, "workload-uid", os.Geteuid(), "the app's user ID: it owns the Workload API socket, and callers running as another user are refused")
 	f.IntVar(&o.workloadApp, "workload-app-fd", 0, "file descriptor on which 'meshward up' names the app's process (\"PID START\" per run, \"-\" when it exits): only it and its descendants get the SVID")

@@ -98,6 +98,17 @@ func Run(ctx context.Context, cfg Config) error {
 		log = observe.Discard()
 	}
 
+	// Everything but the identity is checked before the join token, which
+	// works once, is redeemed.
+	pre := proxy.Config{
+		Service: cfg.Service, Namespace: cfg.Namespace, TrustDomain: cfg.TrustDomain,
+		InboundAddr: cfg.Inbound, AppAddr: cfg.App, AppProtocol: cfg.Protocol, Port: cfg.Port, AllowUpgrades: cfg.AllowUpgrades,
+		Upstreams: cfg.Upstreams, HTTPProxyAddr: cfg.HTTPProxy,
+	}
+	if err := pre.ValidateBeforeIdentity(); err != nil {
+		return fmt.Errorf("%w: %w (the join token was not used)", ErrConfig, err)
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
