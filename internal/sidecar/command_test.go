@@ -19,7 +19,7 @@ import (
 // listener that counts connections.
 func TestBadFlagsKeepTheJoinToken(t *testing.T) {
 	t.Setenv("MESHWARD_TOKEN", "mwt1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA."+strings.Repeat("0", 64)) // well-formed: a sidecar would dial with it
-	t.Setenv("GODEBUG", "schedtrace=0") // no gotune re-exec of the test binary
+	t.Setenv("GODEBUG", "schedtrace=0")                                                                     // no gotune re-exec of the test binary
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
