@@ -58,3 +58,10 @@ func TestUnknownCommandSuggests(t *testing.T) {
 		t.Fatalf("a group without a subcommand: exit %d, stderr %q; want exit 2", ExitCode(err), stderr.String())
 	}
 }
+
+func TestBanSuggestsTheSPIFFEID(t *testing.T) {
+	_, errOut, code := runCLI(t, "identity", "ban", "orders")
+	if code != exitUsage || !strings.Contains(errOut, "spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/orders") {
+		t.Fatalf("exit %d, stderr %q; want exit 2 and the SPIFFE ID form of orders", code, errOut)
+	}
+}

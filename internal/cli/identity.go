@@ -12,6 +12,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/config"
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/identity/source"
 )
@@ -146,6 +147,9 @@ func newBanCmd(ban bool) *cobra.Command {
 				return err
 			}
 			if _, err := spiffeid.FromString(args[0]); err != nil {
+				if config.ValidName(args[0]) == nil {
+					return usageErrf("%q is a name, not a SPIFFE ID: a service's identity is spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/%s (meshward status lists them)", args[0], args[0])
+				}
 				return usageErrf("%q is not a SPIFFE ID: %v", args[0], err)
 			}
 			return runBan(cmd.Context(), o, ban, args[0], cmd.OutOrStdout())

@@ -148,7 +148,7 @@ func runScan(ctx context.Context, o *scanOptions, stdout, stderr io.Writer) erro
 				input.Skipped = append(input.Skipped, scan.SkippedFile{File: f, Reason: got.SkipReason})
 			}
 		}
-		input.Files = len(files)
+		input.Files, input.Objects = len(files), len(objs)
 		if o.progress && len(files) > 50 {
 			fmt.Fprintf(stderr, "\rscanned %d files, %d objects\n", len(files), len(objs))
 		}

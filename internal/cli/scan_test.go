@@ -227,3 +227,11 @@ func TestScanNowFlagDrivesCertExpiry(t *testing.T) {
 		t.Errorf("at 2027-03-01: want cert-expired\n%s", out)
 	}
 }
+
+func TestScanSaysWhenNothingWasRecognized(t *testing.T) {
+	t.Parallel()
+	out, _, code := runScanArgs(t, "", "scan", "testdata/scan-repo/chart")
+	if code != 0 || !strings.Contains(out, "nothing recognized: none of the 3 files holds") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}

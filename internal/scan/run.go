@@ -24,7 +24,9 @@ type Result struct {
 // nothing the scanner reads (skipped, with why), and the malformed
 // documents of kinds it reads (problems: the scan went on without them).
 type Input struct {
-	Files    int            `json:"files"`
+	Files   int `json:"files"`
+	Objects int `json:"objects"` // read from the files
+
 	Skipped  []SkippedFile  `json:"skipped"`
 	Problems []InputProblem `json:"problems"`
 }

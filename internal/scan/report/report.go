@@ -131,6 +131,10 @@ func Text(w io.Writer, res scan.Result, opts TextOptions) error {
 			b.WriteString(paint(ansiDim, "  (-v lists them)") + "\n")
 		}
 	}
+	if res.Input.Files > 0 && res.Input.Objects == 0 && len(res.Input.Problems) == 0 {
+		fmt.Fprintf(&b, "nothing recognized: none of the %d %s holds Kubernetes, Istio, Linkerd, Consul or meshward config the scanner reads\n",
+			res.Input.Files, plural(res.Input.Files, "file"))
+	}
 	b.WriteString(SummaryLine(res) + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
