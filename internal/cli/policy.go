@@ -139,7 +139,7 @@ func runPolicyLint(_ context.Context, o *policyLintOptions, stdout, stderr io.Wr
 		if ws == nil {
 			ws = []policy.Warning{}
 		}
-		if err := writeJSON(stdout, map[string]any{"warnings": ws, "policies": len(set.Policies), "policyVersion": e.Version()}); err != nil {
+		if err := writeJSON(stdout, map[string]any{"warnings": ws, "policies": len(set.Policies), "policyVersion": e.Version(), "namesChecked": set.Mesh != nil}); err != nil {
 			return err
 		}
 	} else {
@@ -147,6 +147,11 @@ func runPolicyLint(_ context.Context, o *policyLintOptions, stdout, stderr io.Wr
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
 		fmt.Fprintf(stdout, "%s: %d policies, %d warning(s), version %s\n", o.src.dir, len(set.Policies), len(ws), e.Version())
+		if set.Mesh == nil {
+			// A misspelt target or source is valid syntax: only the mesh's
+			// list of services can catch it.
+			fmt.Fprintf(stderr, "note: service names were not checked (targets and sources may name services that do not exist); pass --mesh mesh.yaml to check them\n")
+		}
 	}
 	if o.strict && len(ws) > 0 {
 		return errFailed

@@ -176,3 +176,14 @@ func TestPolicyDiffGit(t *testing.T) {
 		t.Errorf("bad revision: %v", err)
 	}
 }
+
+func TestPolicyLintSaysNamesWereNotChecked(t *testing.T) {
+	t.Parallel()
+	_, errOut, code := runCLI(t, "policy", "lint", demoPolicies)
+	if code != 0 || !strings.Contains(errOut, "service names were not checked") {
+		t.Fatalf("lint without --mesh: exit %d, stderr %q", code, errOut)
+	}
+	if _, errOut, _ := runCLI(t, "policy", "lint", "--mesh", demoMesh); strings.Contains(errOut, "not checked") {
+		t.Errorf("lint with --mesh says names were not checked: %q", errOut)
+	}
+}
