@@ -45,7 +45,7 @@ var ruleInjection = scan.Rule{
 var rulePortExcluded = scan.Rule{
 	ID: "MW-ISTIO-015", Category: scan.CatPortExcluded, Severity: scan.SeverityMedium, Mesh: scan.MeshIstio,
 	Title:       "ports excluded from the sidecar",
-	Description: "traffic.sidecar.istio.io/excludeInboundPorts or excludeOutboundPorts takes ports out of the sidecar's capture: traffic on them bypasses mTLS and authorization.",
+	Description: "traffic.sidecar.istio.io/excludeInboundPorts or excludeOutboundPorts takes ports out of the sidecar's capture: traffic on them bypasses mTLS and authorization. Istio's own inbound ports (15020, 15021, 15090), which its injector excludes itself under CNI, are not counted.",
 	Remediation: "Remove the exclusion annotation from the pod template:\n  metadata:\n    annotations:\n      traffic.sidecar.istio.io/excludeInboundPorts: \"\"   # delete",
 }
 
@@ -200,7 +200,7 @@ func checkWorkloads(m *scan.Model) []scan.Finding {
 		}
 		var excluded []string
 		for _, k := range []string{"traffic.sidecar.istio.io/excludeInboundPorts", "traffic.sidecar.istio.io/excludeOutboundPorts"} {
-			if v := strings.TrimSpace(w.PodAnnotations[k]); v != "" {
+			if v := userExcludedPorts(k, w.PodAnnotations[k]); v != "" {
 				excluded = append(excluded, k+"="+v)
 			}
 		}
@@ -214,6 +214,27 @@ func checkWorkloads(m *scan.Model) []scan.Finding {
 		}
 	}
 	return out
+}
+
+// istioOwnInboundPorts are the sidecar's own ports that Istio's injector
+// writes into excludeInboundPorts itself under the CNI plugin (15020 the
+// agent's merged metrics and status, 15021 health, 15090 Envoy's
+// Prometheus): they carry no application traffic, so excluding them
+// bypasses nothing.
+var istioOwnInboundPorts = map[string]bool{"15020": true, "15021": true, "15090": true}
+
+// userExcludedPorts is the annotation's value without Istio's own ports,
+// "" when nothing else is excluded.
+func userExcludedPorts(annotation, v string) string {
+	var keep []string
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" || strings.HasSuffix(annotation, "excludeInboundPorts") && istioOwnInboundPorts[p] {
+			continue
+		}
+		keep = append(keep, p)
+	}
+	return strings.Join(keep, ",")
 }
 
 func hasIstioAnnotations(w *scan.Workload) bool {
