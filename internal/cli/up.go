@@ -87,6 +87,11 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 	if err != nil {
 		return err
 	}
+	// A user: that cannot be honoured (not root, no such user) stops up
+	// before anything starts.
+	if err := localmesh.CheckUsers(mesh); err != nil {
+		return usageErr(err)
+	}
 	dataDir := mesh.DataDirPath()
 	if o.fresh {
 		if err := os.RemoveAll(dataDir); err != nil {
@@ -151,9 +156,6 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 		SidecarArgs: []string{"--log-format", g.logFormat, "--log-level", g.logLevel},
 		OnReady:     func() { printBanner(out, mesh, srv.Addr().String(), cp.dashboardURL(), rev, o.demo) },
 	})
-	if len(config.Errors(err)) > 0 {
-		return usageErr(err) // a user: that cannot be honoured (not root, no such user)
-	}
 	if err != nil {
 		return err
 	}

@@ -126,3 +126,11 @@ func walkLock(root *os.Root, name string) error {
 	}
 	return nil
 }
+
+// CheckUsers reports, as errors in the mesh file, every user: that this
+// process cannot honour (not root, or no such user); `up` calls it before
+// it starts anything. New checks the same.
+func CheckUsers(mesh *config.Mesh) error {
+	_, err := resolveUsers(mesh, geteuid())
+	return err
+}
