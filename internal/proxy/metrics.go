@@ -126,7 +126,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	// Pre-create the limit series so dashboards see zeros.
-	for _, l := range []string{limitConnsPerPeer, limitRapidReset, limitHeaderBytes, limitReadHeader, limitH2Protocol} {
+	for _, l := range []string{limitConnsPerPeer, limitRapidReset, limitHeaderBytes, limitReadHeader, limitPeerHeaders, limitH2Protocol} {
 		m.limitRejections.WithLabelValues(l)
 	}
 	return m, nil
