@@ -156,3 +156,32 @@ func TestCorpus(t *testing.T) {
 		}
 	}
 }
+
+// TestVendorDefaultsAreInformational: what a vendor's chart requires is
+// reported once, as information, never high; the same setting copied to an
+// application stays high.
+func TestVendorDefaultsAreInformational(t *testing.T) {
+	objs, err := manifest.Load([]string{filepath.Join("testdata", "corpus", "linkerd-control-plane-vendor-default")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := scan.Run(scan.NewModel(objs, corpusNow), rules.All(), nil)
+	var vendor, app int
+	for _, f := range res.Findings {
+		switch {
+		case f.Namespace == "linkerd":
+			vendor++
+			if f.Rule != "MW-LINKERD-012" || f.Severity != scan.SeverityInfo || !strings.Contains(f.Message, "linkerd/linkerd-identity") {
+				t.Errorf("control-plane finding %s %s: %s; want MW-LINKERD-012 at info naming every component", f.Rule, f.Severity, f.Message)
+			}
+		case f.Name == "web":
+			app++
+			if f.Severity != scan.SeverityHigh {
+				t.Errorf("an app with the open default: %s %s, want high", f.Rule, f.Severity)
+			}
+		}
+	}
+	if vendor != 1 || app != 1 {
+		t.Errorf("%d control-plane and %d app findings, want 1 and 1: %+v", vendor, app, res.Findings)
+	}
+}

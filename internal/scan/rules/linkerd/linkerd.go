@@ -119,6 +119,19 @@ var ruleWorkloadOpen = scan.Rule{
 	Remediation: "Use an authenticated default in the pod template:\n  metadata:\n    annotations:\n      config.linkerd.io/default-inbound-policy: all-authenticated",
 }
 
+var ruleControlPlaneOpen = scan.Rule{
+	ID: "MW-LINKERD-012", Category: scan.CatLinkerdDefaultOpen, Severity: scan.SeverityInfo, Mesh: scan.MeshLinkerd,
+	Title:       "Linkerd's control plane accepts unauthenticated clients (by design)",
+	Description: "Linkerd's chart hard-codes config.linkerd.io/default-inbound-policy: all-unauthenticated on its own control-plane components (destination, identity, proxy-injector, ...): the Kubernetes API server calls its webhooks and new proxies call identity before they hold a certificate. Reported once, as information: it is the vendor's design, not a setting to change.",
+	Remediation: "Nothing to change in the chart. Keep the linkerd namespace's network exposure minimal (NetworkPolicy allowing the API server and meshed namespaces), and do not copy the annotation to application workloads.",
+}
+
+// controlPlaneComponent reports whether w is one of Linkerd's own
+// components, which carry the open default by design.
+func controlPlaneComponent(w *scan.Workload) bool {
+	return w.PodLabels["linkerd.io/control-plane-component"] != "" || w.Object.Labels["linkerd.io/control-plane-component"] != ""
+}
+
 var ruleServerOpen = scan.Rule{
 	ID: "MW-LINKERD-011", Category: scan.CatLinkerdDefaultOpen, Severity: scan.SeverityHigh, Mesh: scan.MeshLinkerd,
 	Title:       "Server accessPolicy is open",
@@ -183,14 +196,27 @@ func checkDefaults(m *scan.Model) []scan.Finding {
 		out = append(out, ruleNamespaceOpen.Finding(nsObj, "metadata.annotations",
 			fmt.Sprintf("Namespace %s sets default-inbound-policy %s: its meshed workloads accept connections from %s.", nsObj.Name, dp, who(dp))))
 	}
+	var vendor []string
+	var vendorObj *scan.Object
 	for _, w := range m.Workloads() {
 		dp := w.PodAnnotations[annDefaultPolicy]
+		o := w.Object
+		if controlPlaneComponent(w) && dp == "all-unauthenticated" {
+			vendor = append(vendor, o.Namespace+"/"+o.Name)
+			if vendorObj == nil {
+				vendorObj = o
+			}
+			continue
+		}
 		if !openPolicies[dp] || s.meshed(w) == -1 {
 			continue
 		}
-		o := w.Object
 		out = append(out, ruleWorkloadOpen.Finding(o, "spec.template.metadata.annotations",
 			fmt.Sprintf("%s %s/%s sets default-inbound-policy %s: it accepts connections from %s.", o.Kind, o.Namespace, o.Name, dp, who(dp))))
+	}
+	if vendorObj != nil {
+		out = append(out, ruleControlPlaneOpen.Finding(vendorObj, "spec.template.metadata.annotations",
+			fmt.Sprintf("Linkerd's control-plane components (%s) accept unauthenticated clients, as its chart requires (webhooks, proxies before their first certificate).", strings.Join(vendor, ", "))))
 	}
 	for _, o := range m.KindAPI("Server", "policy.linkerd.io") {
 		if ap := o.Str("spec.accessPolicy"); openPolicies[ap] {
@@ -318,5 +344,6 @@ func Rules() []scan.Rule {
 		f(ruleIneffective, checkAuthz),
 		f(ruleIssuerLifetime, checkIssuer),
 		f(ruleServerOpen, checkDefaults),
+		f(ruleControlPlaneOpen, checkDefaults),
 	}
 }
