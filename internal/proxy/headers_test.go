@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
+	"golang.org/x/net/http2/h2c" //nolint:staticcheck // SA1019: the attack needs an app that accepts h2c upgrades
 	"golang.org/x/net/http2/hpack"
 
 	"meshward.dev/meshward/internal/mtls"
@@ -251,6 +251,7 @@ func TestUpgradeAllowed(t *testing.T) {
 		return res, c, br
 	}
 	res, c, br := upgrade("/pipe", "tcp")
+	res.Body.Close()
 	if res.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("allowed tcp upgrade: %d, want 101", res.StatusCode)
 	}

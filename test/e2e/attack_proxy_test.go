@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
+	"golang.org/x/net/http2/h2c" //nolint:staticcheck // SA1019: the attack needs an app that accepts h2c upgrades
 	"golang.org/x/net/http2/hpack"
 )
 
