@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c" //nolint:staticcheck // SA1019: the attack needs an app that accepts h2c upgrades
 	"golang.org/x/net/http2/hpack"
@@ -521,4 +522,54 @@ func TestRefuseOverrideHeaders(t *testing.T) {
 	if c1, c2 := send("X-Other: 1"); c1 != http.StatusOK || c2 != http.StatusOK {
 		t.Errorf("a plain request with the switch on: %d, %d; want 200", c1, c2)
 	}
+}
+
+// FuzzUpgradeRefusal: whatever the Upgrade fields, one that offers h2c as
+// x/net's h2c handler reads it (httpguts.HeaderValuesContainsToken, the
+// independent oracle) is refused as h2c-upgrade, and one that is let
+// through offers nothing but websocket and the allowed protocol.
+func FuzzUpgradeRefusal(f *testing.F) {
+	for _, s := range []string{"h2c", "websocket", "websocket, h2c", " H2C ", "tcp", "h2c/1", "HTTP/2.0", "websocket,\th2c", ",,", "my-tunnel"} {
+		f.Add(s, "")
+	}
+	f.Add("tcp", "websocket")
+	f.Fuzz(func(t *testing.T, v1, v2 string) {
+		vv := []string{v1}
+		if v2 != "" {
+			vv = append(vv, v2)
+		}
+		got := upgradeRefusal(vv, []string{"tcp"})
+		if httpguts.HeaderValuesContainsToken(vv, "h2c") && got != ruleH2CUpgrade {
+			t.Fatalf("upgradeRefusal(%q) = %q, but it offers h2c", vv, got)
+		}
+		if got == "" {
+			for _, v := range vv {
+				for tok := range strings.SplitSeq(v, ",") {
+					name, _, _ := strings.Cut(strings.TrimSpace(tok), "/")
+					if n := strings.ToLower(strings.TrimSpace(name)); n != "" && n != "websocket" && n != "tcp" {
+						t.Fatalf("upgradeRefusal(%q) let %q through", vv, name)
+					}
+				}
+			}
+		}
+	})
+}
+
+// FuzzFoldEqual: on header names (ASCII tokens) foldEqual is "equal after
+// '_' becomes '-', case folded" (strings.EqualFold as the oracle).
+func FuzzFoldEqual(f *testing.F) {
+	f.Add("X_Meshward_Peer_Identity")
+	f.Add("x-meshward-peer-identity")
+	f.Add("HTTP2_settings")
+	f.Fuzz(func(t *testing.T, name string) {
+		if !httpguts.ValidHeaderFieldName(name) {
+			return
+		}
+		for _, want := range append([]string{"HTTP2-Settings"}, append(trustHeaders, OverrideHeaders...)...) {
+			oracle := strings.EqualFold(strings.ReplaceAll(name, "_", "-"), want)
+			if got := foldEqual(name, want); got != oracle {
+				t.Fatalf("foldEqual(%q, %q) = %v, want %v", name, want, got, oracle)
+			}
+		}
+	})
 }
