@@ -185,3 +185,25 @@ func TestVendorDefaultsAreInformational(t *testing.T) {
 		t.Errorf("%d control-plane and %d app findings, want 1 and 1: %+v", vendor, app, res.Findings)
 	}
 }
+
+// TestUnverifiedContextIsLowSeverity: a finding that rests on a namespace
+// the files do not declare says so and is low, not the rule's medium.
+func TestUnverifiedContextIsLowSeverity(t *testing.T) {
+	objs, err := manifest.Load([]string{filepath.Join("testdata", "corpus", "istio-unknown-namespace-source")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := scan.Run(scan.NewModel(objs, corpusNow), rules.All(), nil)
+	n := 0
+	for _, f := range res.Findings {
+		if f.Rule == "MW-ISTIO-017" {
+			n++
+			if f.Severity != scan.SeverityLow || !strings.Contains(f.Message, "Unverified: namespace frontend is not in the input") {
+				t.Errorf("%s %s: %s; want low and unverified", f.Rule, f.Severity, f.Message)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d MW-ISTIO-017 findings, want 1", n)
+	}
+}

@@ -282,8 +282,15 @@ func checkAuthzPolicies(m *scan.Model) []scan.Finding {
 			out = append(out, ruleDryRun.Finding(o, "metadata.annotations",
 				fmt.Sprintf("AuthorizationPolicy %s/%s is dry-run and nothing else authorizes %s: every caller is admitted; the policy only logs.", o.Namespace, o.Name, targetDesc(s, a))))
 		}
-		if msg := s.ineffective(a, sel); msg != "" {
-			out = append(out, ruleIneffective.Finding(o, "spec", fmt.Sprintf("AuthorizationPolicy %s/%s %s, so it protects nothing.", o.Namespace, o.Name, msg)))
+		if msg, unverified := s.ineffective(a, sel); msg != "" {
+			f := ruleIneffective.Finding(o, "spec", fmt.Sprintf("AuthorizationPolicy %s/%s %s, so it protects nothing.", o.Namespace, o.Name, msg))
+			if unverified != "" {
+				// Files are not the cluster: what they do not declare may
+				// exist. Say so, at a lower severity; a live scan knows.
+				f.Severity = scan.SeverityLow
+				f.Message += fmt.Sprintf(" Unverified: namespace %s is not in the input (scan --kubeconfig resolves it).", unverified)
+			}
+			out = append(out, f)
 		} else if msg := s.l7Unenforceable(a, sel); msg != "" {
 			out = append(out, ruleL7Unenforceable.Finding(o, "spec.rules", fmt.Sprintf("AuthorizationPolicy %s/%s %s.", o.Namespace, o.Name, msg)))
 		}
@@ -360,8 +367,39 @@ func (s *state) dryRunOnly(a *authzPolicy, sel []*scan.Workload, c *coverage) bo
 	return !s.namespaceHasEnforced(a.obj.Namespace, false)
 }
 
-// ineffective explains why a policy protects nothing, or returns "".
-func (s *state) ineffective(a *authzPolicy, sel []*scan.Workload) string {
+// builtinNamespaces exist in every cluster, declared or not.
+var builtinNamespaces = map[string]bool{"default": true, "kube-system": true, "kube-public": true, "kube-node-lease": true}
+
+// namespaceMissing reports whether namespace n is known not to exist; when
+// only files say so (they may not declare every namespace), unverified
+// names it. A namespace is only ever missing when the input declares
+// namespaces at all.
+func (s *state) namespaceMissing(n string) (missing bool, unverified string) {
+	if builtinNamespaces[n] || s.nsNames[n] || !s.m.HasNamespaceObjects() {
+		return false, ""
+	}
+	if s.live {
+		return true, ""
+	}
+	return true, n
+}
+
+func doesNotExist(unverified string) string {
+	if unverified != "" {
+		return "the input does not declare"
+	}
+	return "does not exist"
+}
+
+// ineffective explains why a policy protects nothing, or returns "". When
+// the reason rests on a namespace the input does not declare, unverified
+// names it.
+func (s *state) ineffective(a *authzPolicy, sel []*scan.Workload) (msg, unverified string) {
+	msg = s.ineffectiveReason(a, sel, &unverified)
+	return msg, unverified
+}
+
+func (s *state) ineffectiveReason(a *authzPolicy, sel []*scan.Workload, unverified *string) string {
 	n := a.obj.Namespace
 	if len(a.targetRefs) > 0 {
 		for _, t := range a.targetRefs {
@@ -382,12 +420,13 @@ func (s *state) ineffective(a *authzPolicy, sel []*scan.Workload) string {
 		for _, f := range scan.List(r, "from") {
 			src := scan.Map(f, "source")
 			for _, ns := range append(scan.Strings(src, "namespaces"), scan.Strings(src, "notNamespaces")...) {
-				if !strings.Contains(ns, "*") && s.m.HasNamespaceObjects() && !s.nsNames[ns] {
-					return fmt.Sprintf("names namespace %q, which does not exist", ns)
+				if missing, u := s.namespaceMissing(ns); !strings.Contains(ns, "*") && missing {
+					*unverified = u
+					return fmt.Sprintf("names namespace %q, which %s", ns, doesNotExist(u))
 				}
 			}
 			for _, p := range append(scan.Strings(src, "principals"), scan.Strings(src, "notPrincipals")...) {
-				if msg := s.principalMissing(p); msg != "" {
+				if msg := s.principalMissing(p, unverified); msg != "" {
 					return msg
 				}
 			}
@@ -406,7 +445,7 @@ func (s *state) hasServicesIn(n string) bool {
 }
 
 // principalMissing checks "<td>/ns/<ns>/sa/<sa>" against the input.
-func (s *state) principalMissing(p string) string {
+func (s *state) principalMissing(p string, unverified *string) string {
 	if strings.Contains(p, "*") {
 		return ""
 	}
@@ -415,8 +454,9 @@ func (s *state) principalMissing(p string) string {
 		return ""
 	}
 	ns, sa := parts[2], parts[4]
-	if s.m.HasNamespaceObjects() && !s.nsNames[ns] {
-		return fmt.Sprintf("names principal %q in namespace %s, which does not exist", p, ns)
+	if missing, u := s.namespaceMissing(ns); missing {
+		*unverified = u
+		return fmt.Sprintf("names principal %q in namespace %s, which %s", p, ns, doesNotExist(u))
 	}
 	accounts := map[string]bool{"default": true}
 	known := false

@@ -39,6 +39,7 @@ type state struct {
 	pas     []*peerAuth
 	aps     []*authzPolicy
 	nsNames map[string]bool
+	live    bool // objects came from a live cluster
 	ambient map[string]bool
 	apsByNS map[string][]*authzPolicy
 	inMesh  map[*scan.Workload]tri
@@ -80,6 +81,9 @@ func build(m *scan.Model) *state {
 		s.nsNames[n] = true
 	}
 	for _, o := range m.Objects {
+		if strings.HasPrefix(o.File, "cluster:") {
+			s.live = true // read from a cluster: its namespace list is complete
+		}
 		if isIstioAPI(o.APIVersion) {
 			s.present = true
 		}
