@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -10,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
-	"meshward.dev/meshward/internal/control"
 )
 
 type auditOptions struct {
@@ -47,34 +47,61 @@ rotations, bans), oldest first.`,
 	return c
 }
 
+// runAudit prints the trail page by page as the control plane streams it,
+// so its size never meets a message limit (or this process's memory).
 func runAudit(ctx context.Context, o *auditOptions, stdout io.Writer) error {
-	resp, err := adminCall(ctx, &o.admin, func(ctx context.Context, c *control.AdminClient) (*apiv1.AuditResponse, error) {
-		return c.Audit(ctx, &apiv1.AuditRequest{Since: o.now().Add(-o.since).UnixNano()})
-	})
+	c, err := o.admin.dial()
 	if err != nil {
 		return err
 	}
-	if o.output == "json" {
-		for _, e := range resp.Events {
-			if err := writeJSONLine(stdout, map[string]any{
-				"time": time.Unix(0, e.Time).UTC(), "action": e.Action, "actor": e.Actor,
-				"subject": e.Subject, "detail": e.Detail, "outcome": e.Outcome,
-			}); err != nil {
+	defer c.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.Audit(ctx, &apiv1.AuditRequest{Since: o.now().Add(-o.since).UnixNano()})
+	if err != nil {
+		return o.admin.rpcErr(err)
+	}
+	var tw *tabwriter.Writer
+	if o.output != "json" {
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tACTION\tOUTCOME\tACTOR\tSUBJECT\tDETAIL")
+	}
+	n := 0
+	for {
+		page, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return o.admin.rpcErr(err)
+		}
+		for _, e := range page.GetEvents() {
+			n++
+			if tw == nil {
+				if err := writeJSONLine(stdout, map[string]any{
+					"time": time.Unix(0, e.Time).UTC(), "action": e.Action, "actor": e.Actor,
+					"subject": e.Subject, "detail": e.Detail, "outcome": e.Outcome,
+				}); err != nil {
+					return err
+				}
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", time.Unix(0, e.Time).UTC().Format(time.RFC3339), e.Action, e.Outcome, e.Actor, e.Subject, e.Detail)
+		}
+		if tw != nil {
+			// One page at a time: tabwriter aligns within what it holds.
+			if err := tw.Flush(); err != nil {
 				return err
 			}
 		}
-		return nil
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tACTION\tOUTCOME\tACTOR\tSUBJECT\tDETAIL")
-	for _, e := range resp.Events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", time.Unix(0, e.Time).UTC().Format(time.RFC3339), e.Action, e.Outcome, e.Actor, e.Subject, e.Detail)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(resp.Events) == 0 {
-		fmt.Fprintf(stdout, "(nothing in the last %s)\n", o.since)
+	if tw != nil {
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if n == 0 {
+			fmt.Fprintf(stdout, "(nothing in the last %s)\n", o.since)
+		}
 	}
 	return nil
 }

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 	"meshward.dev/meshward/internal/identity"
@@ -288,20 +290,51 @@ func (s *Server) MeshStatus(ctx context.Context, _ *apiv1.MeshStatusRequest) (*a
 	return s.Status(), nil
 }
 
-// Audit implements apiv1.ControlServer.
-func (s *Server) Audit(ctx context.Context, req *apiv1.AuditRequest) (*apiv1.AuditResponse, error) {
+// auditPageBytes bounds one page of the Audit stream, far below the
+// 4 MiB default gRPC message limit whatever the events hold; a page also
+// holds at most auditPageEvents.
+const (
+	auditPageBytes  = 1 << 20
+	auditPageEvents = 1000
+)
+
+// Audit implements apiv1.ControlServer: the trail since req.since, oldest
+// first, in pages of at most auditPageBytes, read from the store page by
+// page, so neither the message limit nor memory bounds the trail.
+func (s *Server) Audit(req *apiv1.AuditRequest, stream grpc.ServerStreamingServer[apiv1.AuditResponse]) error {
+	ctx := stream.Context()
 	if _, err := s.requireAdmin(ctx, "audit.read"); err != nil {
-		return nil, err
+		return err
 	}
-	events, err := s.cfg.Store.Audit(ctx, time.Unix(0, req.GetSince()))
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+	since := time.Unix(0, req.GetSince())
+	page, size := &apiv1.AuditResponse{}, 0
+	var after uint64
+	for {
+		events, next, err := s.cfg.Store.AuditPage(ctx, since, after, auditPageEvents)
+		if err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+		for _, e := range events {
+			ev := &apiv1.AuditEvent{Time: e.Time.UnixNano(), Action: e.Action, Actor: e.Actor, Subject: e.Subject, Detail: e.Detail, Outcome: e.Outcome}
+			n := proto.Size(ev) + 8 // field tag and length
+			if len(page.Events) > 0 && (size+n > auditPageBytes || len(page.Events) == auditPageEvents) {
+				if err := stream.Send(page); err != nil {
+					return err
+				}
+				page, size = &apiv1.AuditResponse{}, 0
+			}
+			page.Events = append(page.Events, ev)
+			size += n
+		}
+		if next == 0 {
+			break
+		}
+		after = next
 	}
-	resp := &apiv1.AuditResponse{}
-	for _, e := range events {
-		resp.Events = append(resp.Events, &apiv1.AuditEvent{Time: e.Time.UnixNano(), Action: e.Action, Actor: e.Actor, Subject: e.Subject, Detail: e.Detail, Outcome: e.Outcome})
+	if len(page.Events) > 0 {
+		return stream.Send(page)
 	}
-	return resp, nil
+	return nil
 }
 
 func policyMessage(v store.PolicyVersion) *apiv1.Policy {

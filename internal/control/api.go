@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -99,7 +98,11 @@ func (s *Server) Watch(stream apiv1.Control_WatchServer) error {
 	if _, _, ok := identity.ParseServiceID(id); !ok {
 		return status.Errorf(codes.PermissionDenied, "%s is not a workload identity", id)
 	}
-	key := s.hub.join(newMember(id, s.cfg.Now()))
+	key, ok := s.hub.join(newMember(id, s.cfg.Now()), s.cfg.MaxWatchesPerIdentity)
+	if !ok {
+		s.m.watchRefused.Inc()
+		return status.Errorf(codes.ResourceExhausted, "%s already has %d watch streams open", id, s.cfg.MaxWatchesPerIdentity)
+	}
 	defer func() {
 		s.hub.leave(key)
 		s.kickAdvance()
@@ -115,8 +118,10 @@ func (s *Server) Watch(stream apiv1.Control_WatchServer) error {
 				recvErr <- err
 				return
 			}
-			s.recordDenies(ctx, id, r)
-			s.hub.report(key, r, s.cfg.Now())
+			now := s.cfg.Now()
+			s.recordDenies(ctx, id, r, now)
+			s.boundTraffic(r)
+			s.hub.report(key, r, now)
 			s.kickAdvance()
 		}
 	}()
@@ -148,43 +153,6 @@ func (s *Server) Watch(stream apiv1.Control_WatchServer) error {
 }
 
 var errBanned = errors.New("identity is banned")
-
-// recordDenies writes the denies a sidecar reported into the audit trail,
-// with the policy version (and git commit) that decided.
-func (s *Server) recordDenies(ctx context.Context, reporter spiffeid.ID, r *apiv1.WorkloadReport) {
-	if len(r.GetDenies()) == 0 && r.GetDeniesDropped() == 0 {
-		return
-	}
-	s.hub.mu.Lock()
-	var commit, version string
-	if p := s.hub.state.policy; p != nil {
-		commit, version = p.GitCommit, p.Version
-	}
-	s.hub.mu.Unlock()
-	for _, d := range r.GetDenies() {
-		action, outcome := "request.deny", "denied"
-		if d.GetMode() == "audit" {
-			action, outcome = "request.audit-deny", "would-deny"
-		}
-		what := d.GetMethod() + " " + d.GetPath()
-		if d.GetMethod() == "" {
-			what = "connection"
-		}
-		detail := fmt.Sprintf("%s port %d rule=%s policy=%s mode=%s version=%s", what, d.GetPort(), d.GetRule(), d.GetPolicy(), d.GetMode(), d.GetPolicyVersion())
-		if commit != "" && d.GetPolicyVersion() == version {
-			detail += " commit=" + commit
-		}
-		s.m.denies.WithLabelValues(d.GetDestination(), d.GetRule()).Inc()
-		e := store.AuditEvent{Time: time.Unix(0, d.GetTime()), Action: action, Actor: d.GetSource(), Subject: d.GetDestination(), Detail: detail, Outcome: outcome}
-		if err := s.cfg.Store.AppendAudit(ctx, e); err != nil {
-			s.log.Error("audit write failed", observe.KeyError, err)
-			return
-		}
-	}
-	if n := r.GetDeniesDropped(); n > 0 {
-		s.audit(ctx, "request.deny", reporter.String(), reporter.String(), fmt.Sprintf("%d more denies not itemized (rate bound)", n), "denied")
-	}
-}
 
 // endpointsComplete reports whether the registry can be trusted to list
 // every running sidecar: not until sidecars have had time to reconnect

@@ -1,9 +1,11 @@
 package control
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,3 +60,23 @@ func DialAdmin(dataDir, addr string) (*AdminClient, error) {
 
 // Close closes the connection.
 func (c *AdminClient) Close() error { return c.conn.Close() }
+
+// ReadAudit reads the whole Audit stream since req.since (for tests and
+// small trails; `meshward audit` prints pages as they arrive).
+func ReadAudit(ctx context.Context, c apiv1.ControlClient, req *apiv1.AuditRequest) ([]*apiv1.AuditEvent, error) {
+	stream, err := c.Audit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var out []*apiv1.AuditEvent
+	for {
+		page, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, page.GetEvents()...)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -49,6 +50,7 @@ type testEnv struct {
 
 type envOpts struct {
 	workloadTTL, intermediateTTL, adminTTL time.Duration
+	logger                                 *slog.Logger
 }
 
 func hashPolicy(files []store.PolicyFile) (string, error) {
@@ -75,7 +77,7 @@ func startEnv(t testing.TB, o envOpts) *testEnv {
 		t.Fatal(err)
 	}
 	e.ca = a
-	srv, err := New(ctx, Config{TrustDomain: td, Listen: "127.0.0.1:0", DataDir: e.dir, Store: st, CA: a, CheckPolicy: hashPolicy, Now: now, TickInterval: 100 * time.Millisecond, AdminTTL: o.adminTTL})
+	srv, err := New(ctx, Config{TrustDomain: td, Listen: "127.0.0.1:0", DataDir: e.dir, Store: st, CA: a, CheckPolicy: hashPolicy, Now: now, TickInterval: 100 * time.Millisecond, AdminTTL: o.adminTTL, Logger: o.logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,12 +368,12 @@ func TestBanStopsIssuance(t *testing.T) {
 	if _, err := e.conn(tlsCert(svid)).Renew(ctx, &apiv1.RenewRequest{Csr: csr(t, p256(t), "")}); err != nil {
 		t.Fatalf("renew after unban: %v", err)
 	}
-	events, err := e.admin.Audit(ctx, &apiv1.AuditRequest{})
+	events, err := ReadAudit(ctx, e.admin, &apiv1.AuditRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var bans int
-	for _, ev := range events.Events {
+	for _, ev := range events {
 		if ev.Action == "identity.ban" || ev.Action == "identity.unban" {
 			bans++
 		}

@@ -15,6 +15,8 @@ type metrics struct {
 	tokens       *prometheus.CounterVec // outcome: created | used | refused
 	pushLatency  prometheus.Histogram
 	denies       *prometheus.CounterVec // destination, rule
+	reportDrops  *prometheus.CounterVec // reason
+	watchRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
@@ -40,8 +42,16 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Name: "meshward_control_denies_reported_total",
 			Help: "Requests and connections the sidecars denied and reported, by destination and deciding rule.",
 		}, []string{"destination", "rule"}),
+		reportDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshward_control_report_items_dropped_total",
+			Help: "Items of workload reports the control plane did not record, by reason (foreign_destination, report_bound, rate_bound, banned, traffic_bound).",
+		}, []string{"reason"}),
+		watchRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshward_control_watch_refused_total",
+			Help: "Watch streams refused because their identity already had the most allowed open.",
+		}),
 	}
-	reg.MustRegister(m.certsIssued, m.certsRefused, m.tokens, m.pushLatency, m.denies,
+	reg.MustRegister(m.certsIssued, m.certsRefused, m.tokens, m.pushLatency, m.denies, m.reportDrops, m.watchRefused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "meshward_control_connected_sidecars",
 			Help: "Sidecars with an open watch stream.",

@@ -36,3 +36,38 @@ func (r *rateWindow) allow(now time.Time) (ok bool, droppedBefore int) {
 	r.n++
 	return true, droppedBefore
 }
+
+// tokenBucket allows bursts of up to burst events and rate events per
+// second after that. The zero value is full.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func (b *tokenBucket) refill(now time.Time, rate, burst float64) {
+	if b.last.IsZero() {
+		b.tokens, b.last = burst, now
+		return
+	}
+	if d := now.Sub(b.last); d > 0 { // a clock that steps back refills nothing
+		b.tokens = min(burst, b.tokens+d.Seconds()*rate)
+		b.last = now
+	}
+}
+
+// take reports whether one event may pass now, and spends a token if so.
+func (b *tokenBucket) take(now time.Time, rate, burst float64) bool {
+	b.refill(now, rate, burst)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// full reports whether the bucket has refilled completely (nothing about
+// it is worth remembering).
+func (b *tokenBucket) full(now time.Time, rate, burst float64) bool {
+	b.refill(now, rate, burst)
+	return b.tokens >= burst
+}

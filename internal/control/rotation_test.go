@@ -201,12 +201,12 @@ func TestRootRotationEndToEnd(t *testing.T) {
 	// Polling may miss a short phase; the audit trail records each one.
 	// The audit line follows the state change; wait for it (bounded).
 	for try := 0; try < 50; try++ {
-		events, err := e.admin.Audit(ctx, &apiv1.AuditRequest{})
+		events, err := ReadAudit(ctx, e.admin, &apiv1.AuditRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		phases = []string{"prepare"}
-		for _, ev := range events.Events {
+		for _, ev := range events {
 			if ev.Action == "ca.rotate" && ev.Subject == "root" && strings.HasPrefix(ev.Detail, "phase ") {
 				phases = append(phases, ev.Detail[strings.LastIndex(ev.Detail, " ")+1:])
 			}

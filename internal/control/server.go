@@ -56,6 +56,10 @@ type Config struct {
 	// treated as incomplete (default 20s, longer than a sidecar's
 	// reconnect backoff).
 	EndpointsWarmup time.Duration
+	// MaxWatchesPerIdentity caps the watch streams one identity may hold
+	// open at once (default 8: replicas of a service share its identity);
+	// more are refused with ResourceExhausted.
+	MaxWatchesPerIdentity int
 }
 
 // Validate checks the configuration.
@@ -90,8 +94,9 @@ type Server struct {
 	started time.Time
 
 	m        *metrics
-	refusals rateWindow // bounds audit writes for refused bootstraps
-	pruned   time.Time  // last audit pruning
+	refusals rateWindow   // bounds audit writes for refused bootstraps
+	reports  reportBounds // bounds what workload reports write (reports.go)
+	pruned   time.Time    // last audit pruning
 	mu       sync.Mutex // guards policy and bans writes
 	advanceC chan struct{}
 }
@@ -113,6 +118,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.AuditRetention == 0 {
 		cfg.AuditRetention = 7 * 24 * time.Hour
+	}
+	if cfg.MaxWatchesPerIdentity <= 0 {
+		cfg.MaxWatchesPerIdentity = 8
 	}
 	if cfg.EndpointsWarmup == 0 {
 		cfg.EndpointsWarmup = 20 * time.Second
@@ -212,6 +220,7 @@ func (s *Server) tick(ctx context.Context) {
 	if err := s.refreshCredentials(ctx, false); err != nil {
 		s.log.Error("refresh control plane credentials failed", observe.KeyError, err)
 	}
+	s.flushDrops(ctx, s.cfg.Now())
 	if now := s.cfg.Now(); now.Sub(s.pruned) > time.Hour {
 		s.pruned = now
 		n, err := s.cfg.Store.PruneAudit(ctx, now.Add(-s.cfg.AuditRetention))

@@ -79,12 +79,22 @@ func (h *hub) size() int {
 	return len(h.fleet)
 }
 
-func (h *hub) join(m *member) uint64 {
+// join adds a watch stream, unless its identity already holds limit.
+func (h *hub) join(m *member, limit int) (uint64, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	n := 0
+	for _, o := range h.fleet {
+		if o.id == m.id {
+			n++
+		}
+	}
+	if n >= limit {
+		return 0, false
+	}
 	h.nextKey++
 	h.fleet[h.nextKey] = m
-	return h.nextKey
+	return h.nextKey, true
 }
 
 func (h *hub) leave(key uint64) {
@@ -117,12 +127,16 @@ func (h *hub) report(key uint64, r *apiv1.WorkloadReport, now time.Time) {
 func (h *hub) view(key uint64, signingRoot string, phase ca.Phase, complete bool) (*apiv1.MeshUpdate, <-chan struct{}, time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if m := h.fleet[key]; m != nil && h.bannedLocked(m.id) {
+		// A banned workload learns that it is banned, and nothing else.
+		return &apiv1.MeshUpdate{BannedSelf: true, Banned: []string{m.id.String()}}, h.changed, h.changedAt
+	}
 	u := &apiv1.MeshUpdate{Policy: h.state.policy, Banned: h.state.banned, Endpoints: map[string]*apiv1.Endpoints{}, EndpointsComplete: complete}
 	for _, c := range h.state.bundle {
 		u.Bundle = append(u.Bundle, c.Raw)
 	}
 	for _, m := range h.fleet {
-		if addr := m.report.GetInboundAddr(); addr != "" && m.service != "" {
+		if addr := m.report.GetInboundAddr(); addr != "" && m.service != "" && !h.bannedLocked(m.id) {
 			e := u.Endpoints[m.service]
 			if e == nil {
 				e = &apiv1.Endpoints{}
@@ -144,12 +158,21 @@ func (h *hub) view(key uint64, signingRoot string, phase ca.Phase, complete bool
 	return u, h.changed, h.changedAt
 }
 
+func (h *hub) bannedLocked(id spiffeid.ID) bool {
+	_, found := slices.BinarySearch(h.state.banned, id.String())
+	return found
+}
+
 // holdings is the fleet's proof for root rotation.
 func (h *hub) holdings() []ca.Holding {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []ca.Holding
 	for _, m := range h.fleet {
+		if h.bannedLocked(m.id) {
+			// It may not renew, so it cannot hold a rotation up.
+			continue
+		}
 		if m.report == nil {
 			// Connected but has not reported yet: it cannot prove anything,
 			// so it holds the rotation up.
@@ -183,6 +206,8 @@ func (h *hub) workloads() []*apiv1.WorkloadStatus {
 			ConnectedSince:    m.since.Unix(),
 			LastReport:        m.lastReport.Unix(),
 			AdminAddr:         r.GetAdminAddr(),
+			Traffic:           r.GetTraffic(),
+			TrafficAt:         m.lastReport.UnixNano(),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -42,6 +42,11 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	Audit(ctx context.Context, since time.Time) ([]AuditEvent, error)
+	// AuditPage returns, in append order, at most limit events since
+	// since that were appended after the cursor after (0: from the
+	// first), and the cursor to pass for the next page (0: there is no
+	// more). Readers of a trail of any size page through it.
+	AuditPage(ctx context.Context, since time.Time, after uint64, limit int) (events []AuditEvent, next uint64, err error)
 	// PruneAudit deletes audit events older than before and returns how
 	// many it deleted.
 	PruneAudit(ctx context.Context, before time.Time) (int, error)

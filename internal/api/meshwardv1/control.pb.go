@@ -197,8 +197,11 @@ type WorkloadReport struct {
 	AdminAddr         string                 `protobuf:"bytes,11,opt,name=admin_addr,json=adminAddr,proto3" json:"admin_addr,omitempty"`              // the sidecar's admin (metrics) address
 	Denies            []*Deny                `protobuf:"bytes,12,rep,name=denies,proto3" json:"denies,omitempty"`                                     // denies since the last report (bounded)
 	DeniesDropped     int64                  `protobuf:"varint,13,opt,name=denies_dropped,json=deniesDropped,proto3" json:"denies_dropped,omitempty"` // denies not sent because of the bound
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// traffic is the sidecar's own traffic counters, pushed so the control
+	// plane never has to fetch anything from an address a workload names.
+	Traffic       []*TrafficCounter `protobuf:"bytes,14,rep,name=traffic,proto3" json:"traffic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkloadReport) Reset() {
@@ -322,6 +325,107 @@ func (x *WorkloadReport) GetDeniesDropped() int64 {
 	return 0
 }
 
+func (x *WorkloadReport) GetTraffic() []*TrafficCounter {
+	if x != nil {
+		return x.Traffic
+	}
+	return nil
+}
+
+// TrafficCounter is one series of meshward_requests_total (kind "http") or
+// meshward_tcp_connections_total (kind "tcp").
+type TrafficCounter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Source        string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	Destination   string                 `protobuf:"bytes,3,opt,name=destination,proto3" json:"destination,omitempty"`
+	Protocol      string                 `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Code          string                 `protobuf:"bytes,5,opt,name=code,proto3" json:"code,omitempty"`
+	Decision      string                 `protobuf:"bytes,6,opt,name=decision,proto3" json:"decision,omitempty"`
+	Value         float64                `protobuf:"fixed64,7,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrafficCounter) Reset() {
+	*x = TrafficCounter{}
+	mi := &file_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrafficCounter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrafficCounter) ProtoMessage() {}
+
+func (x *TrafficCounter) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrafficCounter.ProtoReflect.Descriptor instead.
+func (*TrafficCounter) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TrafficCounter) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *TrafficCounter) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *TrafficCounter) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *TrafficCounter) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *TrafficCounter) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *TrafficCounter) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *TrafficCounter) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
 // Deny is one request or connection a sidecar refused (or, in audit mode,
 // would have refused), for the audit trail.
 type Deny struct {
@@ -342,7 +446,7 @@ type Deny struct {
 
 func (x *Deny) Reset() {
 	*x = Deny{}
-	mi := &file_control_proto_msgTypes[4]
+	mi := &file_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +458,7 @@ func (x *Deny) String() string {
 func (*Deny) ProtoMessage() {}
 
 func (x *Deny) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[4]
+	mi := &file_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +471,7 @@ func (x *Deny) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deny.ProtoReflect.Descriptor instead.
 func (*Deny) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{4}
+	return file_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Deny) GetTime() int64 {
@@ -451,13 +555,16 @@ type MeshUpdate struct {
 	// waits for sidecars to reconnect: the map may then lack services that
 	// still run, so sidecars add what it names and remove nothing.
 	EndpointsComplete bool `protobuf:"varint,6,opt,name=endpoints_complete,json=endpointsComplete,proto3" json:"endpoints_complete,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// banned_self: this workload's identity is banned. The update then
+	// carries nothing else (no bundle, policy or endpoints) until an unban.
+	BannedSelf    bool `protobuf:"varint,7,opt,name=banned_self,json=bannedSelf,proto3" json:"banned_self,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MeshUpdate) Reset() {
 	*x = MeshUpdate{}
-	mi := &file_control_proto_msgTypes[5]
+	mi := &file_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +576,7 @@ func (x *MeshUpdate) String() string {
 func (*MeshUpdate) ProtoMessage() {}
 
 func (x *MeshUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[5]
+	mi := &file_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +589,7 @@ func (x *MeshUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshUpdate.ProtoReflect.Descriptor instead.
 func (*MeshUpdate) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{5}
+	return file_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MeshUpdate) GetBundle() [][]byte {
@@ -527,6 +634,13 @@ func (x *MeshUpdate) GetEndpointsComplete() bool {
 	return false
 }
 
+func (x *MeshUpdate) GetBannedSelf() bool {
+	if x != nil {
+		return x.BannedSelf
+	}
+	return false
+}
+
 type Endpoints struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Addrs         []string               `protobuf:"bytes,1,rep,name=addrs,proto3" json:"addrs,omitempty"`
@@ -536,7 +650,7 @@ type Endpoints struct {
 
 func (x *Endpoints) Reset() {
 	*x = Endpoints{}
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +662,7 @@ func (x *Endpoints) String() string {
 func (*Endpoints) ProtoMessage() {}
 
 func (x *Endpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +675,7 @@ func (x *Endpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoints.ProtoReflect.Descriptor instead.
 func (*Endpoints) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{6}
+	return file_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Endpoints) GetAddrs() []string {
@@ -583,7 +697,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +709,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +722,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{7}
+	return file_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Policy) GetVersion() string {
@@ -649,7 +763,7 @@ type PolicyFile struct {
 
 func (x *PolicyFile) Reset() {
 	*x = PolicyFile{}
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +775,7 @@ func (x *PolicyFile) String() string {
 func (*PolicyFile) ProtoMessage() {}
 
 func (x *PolicyFile) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +788,7 @@ func (x *PolicyFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyFile.ProtoReflect.Descriptor instead.
 func (*PolicyFile) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{8}
+	return file_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PolicyFile) GetName() string {
@@ -702,7 +816,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +828,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +841,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{9}
+	return file_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateTokenRequest) GetService() string {
@@ -762,7 +876,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +888,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +901,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{10}
+	return file_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -819,7 +933,7 @@ type CAStatusRequest struct {
 
 func (x *CAStatusRequest) Reset() {
 	*x = CAStatusRequest{}
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +945,7 @@ func (x *CAStatusRequest) String() string {
 func (*CAStatusRequest) ProtoMessage() {}
 
 func (x *CAStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +958,7 @@ func (x *CAStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatusRequest.ProtoReflect.Descriptor instead.
 func (*CAStatusRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{11}
+	return file_control_proto_rawDescGZIP(), []int{12}
 }
 
 type Certificate struct {
@@ -863,7 +977,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +989,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1002,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{12}
+	return file_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Certificate) GetRole() string {
@@ -957,7 +1071,7 @@ type Lagging struct {
 
 func (x *Lagging) Reset() {
 	*x = Lagging{}
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1083,7 @@ func (x *Lagging) String() string {
 func (*Lagging) ProtoMessage() {}
 
 func (x *Lagging) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1096,7 @@ func (x *Lagging) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lagging.ProtoReflect.Descriptor instead.
 func (*Lagging) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{13}
+	return file_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Lagging) GetSpiffeId() string {
@@ -1014,7 +1128,7 @@ type CAStatusResponse struct {
 
 func (x *CAStatusResponse) Reset() {
 	*x = CAStatusResponse{}
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1140,7 @@ func (x *CAStatusResponse) String() string {
 func (*CAStatusResponse) ProtoMessage() {}
 
 func (x *CAStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1153,7 @@ func (x *CAStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatusResponse.ProtoReflect.Descriptor instead.
 func (*CAStatusResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{14}
+	return file_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CAStatusResponse) GetTrustDomain() string {
@@ -1100,7 +1214,7 @@ type RotateCARequest struct {
 
 func (x *RotateCARequest) Reset() {
 	*x = RotateCARequest{}
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1226,7 @@ func (x *RotateCARequest) String() string {
 func (*RotateCARequest) ProtoMessage() {}
 
 func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1239,7 @@ func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCARequest.ProtoReflect.Descriptor instead.
 func (*RotateCARequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{15}
+	return file_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RotateCARequest) GetRoot() bool {
@@ -1145,7 +1259,7 @@ type BanRequest struct {
 
 func (x *BanRequest) Reset() {
 	*x = BanRequest{}
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1271,7 @@ func (x *BanRequest) String() string {
 func (*BanRequest) ProtoMessage() {}
 
 func (x *BanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1284,7 @@ func (x *BanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanRequest.ProtoReflect.Descriptor instead.
 func (*BanRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{16}
+	return file_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BanRequest) GetSpiffeId() string {
@@ -1196,7 +1310,7 @@ type BanResponse struct {
 
 func (x *BanResponse) Reset() {
 	*x = BanResponse{}
-	mi := &file_control_proto_msgTypes[17]
+	mi := &file_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1322,7 @@ func (x *BanResponse) String() string {
 func (*BanResponse) ProtoMessage() {}
 
 func (x *BanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[17]
+	mi := &file_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1335,7 @@ func (x *BanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanResponse.ProtoReflect.Descriptor instead.
 func (*BanResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{17}
+	return file_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BanResponse) GetBanned() []string {
@@ -1241,7 +1355,7 @@ type ApplyPolicyRequest struct {
 
 func (x *ApplyPolicyRequest) Reset() {
 	*x = ApplyPolicyRequest{}
-	mi := &file_control_proto_msgTypes[18]
+	mi := &file_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1367,7 @@ func (x *ApplyPolicyRequest) String() string {
 func (*ApplyPolicyRequest) ProtoMessage() {}
 
 func (x *ApplyPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[18]
+	mi := &file_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1380,7 @@ func (x *ApplyPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{18}
+	return file_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ApplyPolicyRequest) GetFiles() []*PolicyFile {
@@ -1298,7 +1412,7 @@ type PolicyVersion struct {
 
 func (x *PolicyVersion) Reset() {
 	*x = PolicyVersion{}
-	mi := &file_control_proto_msgTypes[19]
+	mi := &file_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1424,7 @@ func (x *PolicyVersion) String() string {
 func (*PolicyVersion) ProtoMessage() {}
 
 func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[19]
+	mi := &file_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1437,7 @@ func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
 func (*PolicyVersion) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{19}
+	return file_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PolicyVersion) GetRevision() int64 {
@@ -1383,7 +1497,7 @@ type PolicyHistoryRequest struct {
 
 func (x *PolicyHistoryRequest) Reset() {
 	*x = PolicyHistoryRequest{}
-	mi := &file_control_proto_msgTypes[20]
+	mi := &file_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1509,7 @@ func (x *PolicyHistoryRequest) String() string {
 func (*PolicyHistoryRequest) ProtoMessage() {}
 
 func (x *PolicyHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[20]
+	mi := &file_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1522,7 @@ func (x *PolicyHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistoryRequest.ProtoReflect.Descriptor instead.
 func (*PolicyHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{20}
+	return file_control_proto_rawDescGZIP(), []int{21}
 }
 
 type PolicyHistoryResponse struct {
@@ -1420,7 +1534,7 @@ type PolicyHistoryResponse struct {
 
 func (x *PolicyHistoryResponse) Reset() {
 	*x = PolicyHistoryResponse{}
-	mi := &file_control_proto_msgTypes[21]
+	mi := &file_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1546,7 @@ func (x *PolicyHistoryResponse) String() string {
 func (*PolicyHistoryResponse) ProtoMessage() {}
 
 func (x *PolicyHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[21]
+	mi := &file_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1559,7 @@ func (x *PolicyHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistoryResponse.ProtoReflect.Descriptor instead.
 func (*PolicyHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{21}
+	return file_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PolicyHistoryResponse) GetVersions() []*PolicyVersion {
@@ -1464,7 +1578,7 @@ type RollbackPolicyRequest struct {
 
 func (x *RollbackPolicyRequest) Reset() {
 	*x = RollbackPolicyRequest{}
-	mi := &file_control_proto_msgTypes[22]
+	mi := &file_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1590,7 @@ func (x *RollbackPolicyRequest) String() string {
 func (*RollbackPolicyRequest) ProtoMessage() {}
 
 func (x *RollbackPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[22]
+	mi := &file_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1603,7 @@ func (x *RollbackPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackPolicyRequest.ProtoReflect.Descriptor instead.
 func (*RollbackPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{22}
+	return file_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RollbackPolicyRequest) GetRevision() int64 {
@@ -1507,7 +1621,7 @@ type MeshStatusRequest struct {
 
 func (x *MeshStatusRequest) Reset() {
 	*x = MeshStatusRequest{}
-	mi := &file_control_proto_msgTypes[23]
+	mi := &file_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1633,7 @@ func (x *MeshStatusRequest) String() string {
 func (*MeshStatusRequest) ProtoMessage() {}
 
 func (x *MeshStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[23]
+	mi := &file_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1646,7 @@ func (x *MeshStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshStatusRequest.ProtoReflect.Descriptor instead.
 func (*MeshStatusRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{23}
+	return file_control_proto_rawDescGZIP(), []int{24}
 }
 
 type WorkloadStatus struct {
@@ -1550,13 +1664,15 @@ type WorkloadStatus struct {
 	ConnectedSince    int64                  `protobuf:"varint,11,opt,name=connected_since,json=connectedSince,proto3" json:"connected_since,omitempty"`
 	LastReport        int64                  `protobuf:"varint,12,opt,name=last_report,json=lastReport,proto3" json:"last_report,omitempty"`
 	AdminAddr         string                 `protobuf:"bytes,13,opt,name=admin_addr,json=adminAddr,proto3" json:"admin_addr,omitempty"`
+	Traffic           []*TrafficCounter      `protobuf:"bytes,14,rep,name=traffic,proto3" json:"traffic,omitempty"`                       // as last pushed (bounded)
+	TrafficAt         int64                  `protobuf:"varint,15,opt,name=traffic_at,json=trafficAt,proto3" json:"traffic_at,omitempty"` // unix nanoseconds the control plane received it
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1684,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1697,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{24}
+	return file_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WorkloadStatus) GetSpiffeId() string {
@@ -1675,6 +1791,20 @@ func (x *WorkloadStatus) GetAdminAddr() string {
 	return ""
 }
 
+func (x *WorkloadStatus) GetTraffic() []*TrafficCounter {
+	if x != nil {
+		return x.Traffic
+	}
+	return nil
+}
+
+func (x *WorkloadStatus) GetTrafficAt() int64 {
+	if x != nil {
+		return x.TrafficAt
+	}
+	return 0
+}
+
 type MeshStatusResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TrustDomain   string                 `protobuf:"bytes,1,opt,name=trust_domain,json=trustDomain,proto3" json:"trust_domain,omitempty"`
@@ -1689,7 +1819,7 @@ type MeshStatusResponse struct {
 
 func (x *MeshStatusResponse) Reset() {
 	*x = MeshStatusResponse{}
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1831,7 @@ func (x *MeshStatusResponse) String() string {
 func (*MeshStatusResponse) ProtoMessage() {}
 
 func (x *MeshStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1844,7 @@ func (x *MeshStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshStatusResponse.ProtoReflect.Descriptor instead.
 func (*MeshStatusResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{25}
+	return file_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MeshStatusResponse) GetTrustDomain() string {
@@ -1768,7 +1898,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_control_proto_msgTypes[26]
+	mi := &file_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1910,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[26]
+	mi := &file_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1923,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{26}
+	return file_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AuditRequest) GetSince() int64 {
@@ -1817,7 +1947,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_control_proto_msgTypes[27]
+	mi := &file_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1959,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[27]
+	mi := &file_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +1972,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{27}
+	return file_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AuditEvent) GetTime() int64 {
@@ -1896,7 +2026,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_control_proto_msgTypes[28]
+	mi := &file_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2038,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[28]
+	mi := &file_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2051,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{28}
+	return file_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AuditResponse) GetEvents() []*AuditEvent {
@@ -1944,7 +2074,7 @@ const file_control_proto_rawDesc = "" +
 	"\fSVIDResponse\x12\x14\n" +
 	"\x05chain\x18\x01 \x03(\fR\x05chain\x12\x16\n" +
 	"\x06bundle\x18\x02 \x03(\fR\x06bundle\x12\x1b\n" +
-	"\tspiffe_id\x18\x03 \x01(\tR\bspiffeId\"\xe8\x03\n" +
+	"\tspiffe_id\x18\x03 \x01(\tR\bspiffeId\"\x9f\x04\n" +
 	"\x0eWorkloadReport\x12\x1b\n" +
 	"\tspiffe_id\x18\x01 \x01(\tR\bspiffeId\x12!\n" +
 	"\finbound_addr\x18\x02 \x01(\tR\vinboundAddr\x12!\n" +
@@ -1961,7 +2091,16 @@ const file_control_proto_rawDesc = "" +
 	"\n" +
 	"admin_addr\x18\v \x01(\tR\tadminAddr\x12)\n" +
 	"\x06denies\x18\f \x03(\v2\x11.meshward.v1.DenyR\x06denies\x12%\n" +
-	"\x0edenies_dropped\x18\r \x01(\x03R\rdeniesDropped\"\xfb\x01\n" +
+	"\x0edenies_dropped\x18\r \x01(\x03R\rdeniesDropped\x125\n" +
+	"\atraffic\x18\x0e \x03(\v2\x1b.meshward.v1.TrafficCounterR\atraffic\"\xc0\x01\n" +
+	"\x0eTrafficCounter\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
+	"\vdestination\x18\x03 \x01(\tR\vdestination\x12\x1a\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\x12\x12\n" +
+	"\x04code\x18\x05 \x01(\tR\x04code\x12\x1a\n" +
+	"\bdecision\x18\x06 \x01(\tR\bdecision\x12\x14\n" +
+	"\x05value\x18\a \x01(\x01R\x05value\"\xfb\x01\n" +
 	"\x04Deny\x12\x12\n" +
 	"\x04time\x18\x01 \x01(\x03R\x04time\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -1973,7 +2112,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04rule\x18\b \x01(\tR\x04rule\x12\x12\n" +
 	"\x04mode\x18\t \x01(\tR\x04mode\x12%\n" +
 	"\x0epolicy_version\x18\n" +
-	" \x01(\tR\rpolicyVersion\"\xd1\x02\n" +
+	" \x01(\tR\rpolicyVersion\"\xf2\x02\n" +
 	"\n" +
 	"MeshUpdate\x12\x16\n" +
 	"\x06bundle\x18\x01 \x03(\fR\x06bundle\x12+\n" +
@@ -1981,7 +2120,9 @@ const file_control_proto_rawDesc = "" +
 	"\tendpoints\x18\x03 \x03(\v2&.meshward.v1.MeshUpdate.EndpointsEntryR\tendpoints\x12\x16\n" +
 	"\x06banned\x18\x04 \x03(\tR\x06banned\x12\x1b\n" +
 	"\trenew_now\x18\x05 \x01(\bR\brenewNow\x12-\n" +
-	"\x12endpoints_complete\x18\x06 \x01(\bR\x11endpointsComplete\x1aT\n" +
+	"\x12endpoints_complete\x18\x06 \x01(\bR\x11endpointsComplete\x12\x1f\n" +
+	"\vbanned_self\x18\a \x01(\bR\n" +
+	"bannedSelf\x1aT\n" +
 	"\x0eEndpointsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
 	"\x05value\x18\x02 \x01(\v2\x16.meshward.v1.EndpointsR\x05value:\x028\x01\"!\n" +
@@ -2057,7 +2198,7 @@ const file_control_proto_rawDesc = "" +
 	"\bversions\x18\x01 \x03(\v2\x1a.meshward.v1.PolicyVersionR\bversions\"3\n" +
 	"\x15RollbackPolicyRequest\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"\x13\n" +
-	"\x11MeshStatusRequest\"\xd8\x03\n" +
+	"\x11MeshStatusRequest\"\xae\x04\n" +
 	"\x0eWorkloadStatus\x12\x1b\n" +
 	"\tspiffe_id\x18\x01 \x01(\tR\bspiffeId\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
@@ -2075,7 +2216,10 @@ const file_control_proto_rawDesc = "" +
 	"\vlast_report\x18\f \x01(\x03R\n" +
 	"lastReport\x12\x1d\n" +
 	"\n" +
-	"admin_addr\x18\r \x01(\tR\tadminAddr\"\x8c\x02\n" +
+	"admin_addr\x18\r \x01(\tR\tadminAddr\x125\n" +
+	"\atraffic\x18\x0e \x03(\v2\x1b.meshward.v1.TrafficCounterR\atraffic\x12\x1d\n" +
+	"\n" +
+	"traffic_at\x18\x0f \x01(\x03R\ttrafficAt\"\x8c\x02\n" +
 	"\x12MeshStatusResponse\x12!\n" +
 	"\ftrust_domain\x18\x01 \x01(\tR\vtrustDomain\x129\n" +
 	"\tworkloads\x18\x02 \x03(\v2\x1b.meshward.v1.WorkloadStatusR\tworkloads\x122\n" +
@@ -2095,7 +2239,7 @@ const file_control_proto_rawDesc = "" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12\x18\n" +
 	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"@\n" +
 	"\rAuditResponse\x12/\n" +
-	"\x06events\x18\x01 \x03(\v2\x17.meshward.v1.AuditEventR\x06events2\xb1\a\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.meshward.v1.AuditEventR\x06events2\xb3\a\n" +
 	"\aControl\x12E\n" +
 	"\tBootstrap\x12\x1d.meshward.v1.BootstrapRequest\x1a\x19.meshward.v1.SVIDResponse\x12=\n" +
 	"\x05Renew\x12\x19.meshward.v1.RenewRequest\x1a\x19.meshward.v1.SVIDResponse\x12A\n" +
@@ -2109,8 +2253,8 @@ const file_control_proto_rawDesc = "" +
 	"\rPolicyHistory\x12!.meshward.v1.PolicyHistoryRequest\x1a\".meshward.v1.PolicyHistoryResponse\x12P\n" +
 	"\x0eRollbackPolicy\x12\".meshward.v1.RollbackPolicyRequest\x1a\x1a.meshward.v1.PolicyVersion\x12M\n" +
 	"\n" +
-	"MeshStatus\x12\x1e.meshward.v1.MeshStatusRequest\x1a\x1f.meshward.v1.MeshStatusResponse\x12>\n" +
-	"\x05Audit\x12\x19.meshward.v1.AuditRequest\x1a\x1a.meshward.v1.AuditResponseB/Z-meshward.dev/meshward/internal/api/meshwardv1b\x06proto3"
+	"MeshStatus\x12\x1e.meshward.v1.MeshStatusRequest\x1a\x1f.meshward.v1.MeshStatusResponse\x12@\n" +
+	"\x05Audit\x12\x19.meshward.v1.AuditRequest\x1a\x1a.meshward.v1.AuditResponse0\x01B/Z-meshward.dev/meshward/internal/api/meshwardv1b\x06proto3"
 
 var (
 	file_control_proto_rawDescOnce sync.Once
@@ -2124,84 +2268,87 @@ func file_control_proto_rawDescGZIP() []byte {
 	return file_control_proto_rawDescData
 }
 
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_control_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),      // 0: meshward.v1.BootstrapRequest
 	(*RenewRequest)(nil),          // 1: meshward.v1.RenewRequest
 	(*SVIDResponse)(nil),          // 2: meshward.v1.SVIDResponse
 	(*WorkloadReport)(nil),        // 3: meshward.v1.WorkloadReport
-	(*Deny)(nil),                  // 4: meshward.v1.Deny
-	(*MeshUpdate)(nil),            // 5: meshward.v1.MeshUpdate
-	(*Endpoints)(nil),             // 6: meshward.v1.Endpoints
-	(*Policy)(nil),                // 7: meshward.v1.Policy
-	(*PolicyFile)(nil),            // 8: meshward.v1.PolicyFile
-	(*CreateTokenRequest)(nil),    // 9: meshward.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 10: meshward.v1.CreateTokenResponse
-	(*CAStatusRequest)(nil),       // 11: meshward.v1.CAStatusRequest
-	(*Certificate)(nil),           // 12: meshward.v1.Certificate
-	(*Lagging)(nil),               // 13: meshward.v1.Lagging
-	(*CAStatusResponse)(nil),      // 14: meshward.v1.CAStatusResponse
-	(*RotateCARequest)(nil),       // 15: meshward.v1.RotateCARequest
-	(*BanRequest)(nil),            // 16: meshward.v1.BanRequest
-	(*BanResponse)(nil),           // 17: meshward.v1.BanResponse
-	(*ApplyPolicyRequest)(nil),    // 18: meshward.v1.ApplyPolicyRequest
-	(*PolicyVersion)(nil),         // 19: meshward.v1.PolicyVersion
-	(*PolicyHistoryRequest)(nil),  // 20: meshward.v1.PolicyHistoryRequest
-	(*PolicyHistoryResponse)(nil), // 21: meshward.v1.PolicyHistoryResponse
-	(*RollbackPolicyRequest)(nil), // 22: meshward.v1.RollbackPolicyRequest
-	(*MeshStatusRequest)(nil),     // 23: meshward.v1.MeshStatusRequest
-	(*WorkloadStatus)(nil),        // 24: meshward.v1.WorkloadStatus
-	(*MeshStatusResponse)(nil),    // 25: meshward.v1.MeshStatusResponse
-	(*AuditRequest)(nil),          // 26: meshward.v1.AuditRequest
-	(*AuditEvent)(nil),            // 27: meshward.v1.AuditEvent
-	(*AuditResponse)(nil),         // 28: meshward.v1.AuditResponse
-	nil,                           // 29: meshward.v1.MeshUpdate.EndpointsEntry
+	(*TrafficCounter)(nil),        // 4: meshward.v1.TrafficCounter
+	(*Deny)(nil),                  // 5: meshward.v1.Deny
+	(*MeshUpdate)(nil),            // 6: meshward.v1.MeshUpdate
+	(*Endpoints)(nil),             // 7: meshward.v1.Endpoints
+	(*Policy)(nil),                // 8: meshward.v1.Policy
+	(*PolicyFile)(nil),            // 9: meshward.v1.PolicyFile
+	(*CreateTokenRequest)(nil),    // 10: meshward.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),   // 11: meshward.v1.CreateTokenResponse
+	(*CAStatusRequest)(nil),       // 12: meshward.v1.CAStatusRequest
+	(*Certificate)(nil),           // 13: meshward.v1.Certificate
+	(*Lagging)(nil),               // 14: meshward.v1.Lagging
+	(*CAStatusResponse)(nil),      // 15: meshward.v1.CAStatusResponse
+	(*RotateCARequest)(nil),       // 16: meshward.v1.RotateCARequest
+	(*BanRequest)(nil),            // 17: meshward.v1.BanRequest
+	(*BanResponse)(nil),           // 18: meshward.v1.BanResponse
+	(*ApplyPolicyRequest)(nil),    // 19: meshward.v1.ApplyPolicyRequest
+	(*PolicyVersion)(nil),         // 20: meshward.v1.PolicyVersion
+	(*PolicyHistoryRequest)(nil),  // 21: meshward.v1.PolicyHistoryRequest
+	(*PolicyHistoryResponse)(nil), // 22: meshward.v1.PolicyHistoryResponse
+	(*RollbackPolicyRequest)(nil), // 23: meshward.v1.RollbackPolicyRequest
+	(*MeshStatusRequest)(nil),     // 24: meshward.v1.MeshStatusRequest
+	(*WorkloadStatus)(nil),        // 25: meshward.v1.WorkloadStatus
+	(*MeshStatusResponse)(nil),    // 26: meshward.v1.MeshStatusResponse
+	(*AuditRequest)(nil),          // 27: meshward.v1.AuditRequest
+	(*AuditEvent)(nil),            // 28: meshward.v1.AuditEvent
+	(*AuditResponse)(nil),         // 29: meshward.v1.AuditResponse
+	nil,                           // 30: meshward.v1.MeshUpdate.EndpointsEntry
 }
 var file_control_proto_depIdxs = []int32{
-	4,  // 0: meshward.v1.WorkloadReport.denies:type_name -> meshward.v1.Deny
-	7,  // 1: meshward.v1.MeshUpdate.policy:type_name -> meshward.v1.Policy
-	29, // 2: meshward.v1.MeshUpdate.endpoints:type_name -> meshward.v1.MeshUpdate.EndpointsEntry
-	8,  // 3: meshward.v1.Policy.files:type_name -> meshward.v1.PolicyFile
-	12, // 4: meshward.v1.CAStatusResponse.certificates:type_name -> meshward.v1.Certificate
-	13, // 5: meshward.v1.CAStatusResponse.lagging:type_name -> meshward.v1.Lagging
-	8,  // 6: meshward.v1.ApplyPolicyRequest.files:type_name -> meshward.v1.PolicyFile
-	19, // 7: meshward.v1.PolicyHistoryResponse.versions:type_name -> meshward.v1.PolicyVersion
-	24, // 8: meshward.v1.MeshStatusResponse.workloads:type_name -> meshward.v1.WorkloadStatus
-	19, // 9: meshward.v1.MeshStatusResponse.policy:type_name -> meshward.v1.PolicyVersion
-	14, // 10: meshward.v1.MeshStatusResponse.ca:type_name -> meshward.v1.CAStatusResponse
-	27, // 11: meshward.v1.AuditResponse.events:type_name -> meshward.v1.AuditEvent
-	6,  // 12: meshward.v1.MeshUpdate.EndpointsEntry.value:type_name -> meshward.v1.Endpoints
-	0,  // 13: meshward.v1.Control.Bootstrap:input_type -> meshward.v1.BootstrapRequest
-	1,  // 14: meshward.v1.Control.Renew:input_type -> meshward.v1.RenewRequest
-	3,  // 15: meshward.v1.Control.Watch:input_type -> meshward.v1.WorkloadReport
-	9,  // 16: meshward.v1.Control.CreateToken:input_type -> meshward.v1.CreateTokenRequest
-	11, // 17: meshward.v1.Control.CAStatus:input_type -> meshward.v1.CAStatusRequest
-	15, // 18: meshward.v1.Control.RotateCA:input_type -> meshward.v1.RotateCARequest
-	16, // 19: meshward.v1.Control.Ban:input_type -> meshward.v1.BanRequest
-	16, // 20: meshward.v1.Control.Unban:input_type -> meshward.v1.BanRequest
-	18, // 21: meshward.v1.Control.ApplyPolicy:input_type -> meshward.v1.ApplyPolicyRequest
-	20, // 22: meshward.v1.Control.PolicyHistory:input_type -> meshward.v1.PolicyHistoryRequest
-	22, // 23: meshward.v1.Control.RollbackPolicy:input_type -> meshward.v1.RollbackPolicyRequest
-	23, // 24: meshward.v1.Control.MeshStatus:input_type -> meshward.v1.MeshStatusRequest
-	26, // 25: meshward.v1.Control.Audit:input_type -> meshward.v1.AuditRequest
-	2,  // 26: meshward.v1.Control.Bootstrap:output_type -> meshward.v1.SVIDResponse
-	2,  // 27: meshward.v1.Control.Renew:output_type -> meshward.v1.SVIDResponse
-	5,  // 28: meshward.v1.Control.Watch:output_type -> meshward.v1.MeshUpdate
-	10, // 29: meshward.v1.Control.CreateToken:output_type -> meshward.v1.CreateTokenResponse
-	14, // 30: meshward.v1.Control.CAStatus:output_type -> meshward.v1.CAStatusResponse
-	14, // 31: meshward.v1.Control.RotateCA:output_type -> meshward.v1.CAStatusResponse
-	17, // 32: meshward.v1.Control.Ban:output_type -> meshward.v1.BanResponse
-	17, // 33: meshward.v1.Control.Unban:output_type -> meshward.v1.BanResponse
-	19, // 34: meshward.v1.Control.ApplyPolicy:output_type -> meshward.v1.PolicyVersion
-	21, // 35: meshward.v1.Control.PolicyHistory:output_type -> meshward.v1.PolicyHistoryResponse
-	19, // 36: meshward.v1.Control.RollbackPolicy:output_type -> meshward.v1.PolicyVersion
-	25, // 37: meshward.v1.Control.MeshStatus:output_type -> meshward.v1.MeshStatusResponse
-	28, // 38: meshward.v1.Control.Audit:output_type -> meshward.v1.AuditResponse
-	26, // [26:39] is the sub-list for method output_type
-	13, // [13:26] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	5,  // 0: meshward.v1.WorkloadReport.denies:type_name -> meshward.v1.Deny
+	4,  // 1: meshward.v1.WorkloadReport.traffic:type_name -> meshward.v1.TrafficCounter
+	8,  // 2: meshward.v1.MeshUpdate.policy:type_name -> meshward.v1.Policy
+	30, // 3: meshward.v1.MeshUpdate.endpoints:type_name -> meshward.v1.MeshUpdate.EndpointsEntry
+	9,  // 4: meshward.v1.Policy.files:type_name -> meshward.v1.PolicyFile
+	13, // 5: meshward.v1.CAStatusResponse.certificates:type_name -> meshward.v1.Certificate
+	14, // 6: meshward.v1.CAStatusResponse.lagging:type_name -> meshward.v1.Lagging
+	9,  // 7: meshward.v1.ApplyPolicyRequest.files:type_name -> meshward.v1.PolicyFile
+	20, // 8: meshward.v1.PolicyHistoryResponse.versions:type_name -> meshward.v1.PolicyVersion
+	4,  // 9: meshward.v1.WorkloadStatus.traffic:type_name -> meshward.v1.TrafficCounter
+	25, // 10: meshward.v1.MeshStatusResponse.workloads:type_name -> meshward.v1.WorkloadStatus
+	20, // 11: meshward.v1.MeshStatusResponse.policy:type_name -> meshward.v1.PolicyVersion
+	15, // 12: meshward.v1.MeshStatusResponse.ca:type_name -> meshward.v1.CAStatusResponse
+	28, // 13: meshward.v1.AuditResponse.events:type_name -> meshward.v1.AuditEvent
+	7,  // 14: meshward.v1.MeshUpdate.EndpointsEntry.value:type_name -> meshward.v1.Endpoints
+	0,  // 15: meshward.v1.Control.Bootstrap:input_type -> meshward.v1.BootstrapRequest
+	1,  // 16: meshward.v1.Control.Renew:input_type -> meshward.v1.RenewRequest
+	3,  // 17: meshward.v1.Control.Watch:input_type -> meshward.v1.WorkloadReport
+	10, // 18: meshward.v1.Control.CreateToken:input_type -> meshward.v1.CreateTokenRequest
+	12, // 19: meshward.v1.Control.CAStatus:input_type -> meshward.v1.CAStatusRequest
+	16, // 20: meshward.v1.Control.RotateCA:input_type -> meshward.v1.RotateCARequest
+	17, // 21: meshward.v1.Control.Ban:input_type -> meshward.v1.BanRequest
+	17, // 22: meshward.v1.Control.Unban:input_type -> meshward.v1.BanRequest
+	19, // 23: meshward.v1.Control.ApplyPolicy:input_type -> meshward.v1.ApplyPolicyRequest
+	21, // 24: meshward.v1.Control.PolicyHistory:input_type -> meshward.v1.PolicyHistoryRequest
+	23, // 25: meshward.v1.Control.RollbackPolicy:input_type -> meshward.v1.RollbackPolicyRequest
+	24, // 26: meshward.v1.Control.MeshStatus:input_type -> meshward.v1.MeshStatusRequest
+	27, // 27: meshward.v1.Control.Audit:input_type -> meshward.v1.AuditRequest
+	2,  // 28: meshward.v1.Control.Bootstrap:output_type -> meshward.v1.SVIDResponse
+	2,  // 29: meshward.v1.Control.Renew:output_type -> meshward.v1.SVIDResponse
+	6,  // 30: meshward.v1.Control.Watch:output_type -> meshward.v1.MeshUpdate
+	11, // 31: meshward.v1.Control.CreateToken:output_type -> meshward.v1.CreateTokenResponse
+	15, // 32: meshward.v1.Control.CAStatus:output_type -> meshward.v1.CAStatusResponse
+	15, // 33: meshward.v1.Control.RotateCA:output_type -> meshward.v1.CAStatusResponse
+	18, // 34: meshward.v1.Control.Ban:output_type -> meshward.v1.BanResponse
+	18, // 35: meshward.v1.Control.Unban:output_type -> meshward.v1.BanResponse
+	20, // 36: meshward.v1.Control.ApplyPolicy:output_type -> meshward.v1.PolicyVersion
+	22, // 37: meshward.v1.Control.PolicyHistory:output_type -> meshward.v1.PolicyHistoryResponse
+	20, // 38: meshward.v1.Control.RollbackPolicy:output_type -> meshward.v1.PolicyVersion
+	26, // 39: meshward.v1.Control.MeshStatus:output_type -> meshward.v1.MeshStatusResponse
+	29, // 40: meshward.v1.Control.Audit:output_type -> meshward.v1.AuditResponse
+	28, // [28:41] is the sub-list for method output_type
+	15, // [15:28] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -2215,7 +2362,7 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

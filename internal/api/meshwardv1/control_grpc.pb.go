@@ -61,7 +61,10 @@ type ControlClient interface {
 	PolicyHistory(ctx context.Context, in *PolicyHistoryRequest, opts ...grpc.CallOption) (*PolicyHistoryResponse, error)
 	RollbackPolicy(ctx context.Context, in *RollbackPolicyRequest, opts ...grpc.CallOption) (*PolicyVersion, error)
 	MeshStatus(ctx context.Context, in *MeshStatusRequest, opts ...grpc.CallOption) (*MeshStatusResponse, error)
-	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditResponse, error)
+	// Audit streams the trail oldest first, in pages (AuditResponse) that
+	// each stay far below the gRPC message limit, so no size of trail can
+	// break the call.
+	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditResponse], error)
 }
 
 type controlClient struct {
@@ -195,15 +198,24 @@ func (c *controlClient) MeshStatus(ctx context.Context, in *MeshStatusRequest, o
 	return out, nil
 }
 
-func (c *controlClient) Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditResponse, error) {
+func (c *controlClient) Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(AuditResponse)
-	err := c.cc.Invoke(ctx, Control_Audit_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[1], Control_Audit_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[AuditRequest, AuditResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_AuditClient = grpc.ServerStreamingClient[AuditResponse]
 
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
@@ -227,7 +239,10 @@ type ControlServer interface {
 	PolicyHistory(context.Context, *PolicyHistoryRequest) (*PolicyHistoryResponse, error)
 	RollbackPolicy(context.Context, *RollbackPolicyRequest) (*PolicyVersion, error)
 	MeshStatus(context.Context, *MeshStatusRequest) (*MeshStatusResponse, error)
-	Audit(context.Context, *AuditRequest) (*AuditResponse, error)
+	// Audit streams the trail oldest first, in pages (AuditResponse) that
+	// each stay far below the gRPC message limit, so no size of trail can
+	// break the call.
+	Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -274,8 +289,8 @@ func (UnimplementedControlServer) RollbackPolicy(context.Context, *RollbackPolic
 func (UnimplementedControlServer) MeshStatus(context.Context, *MeshStatusRequest) (*MeshStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MeshStatus not implemented")
 }
-func (UnimplementedControlServer) Audit(context.Context, *AuditRequest) (*AuditResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Audit not implemented")
+func (UnimplementedControlServer) Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error {
+	return status.Error(codes.Unimplemented, "method Audit not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -503,23 +518,16 @@ func _Control_MeshStatus_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Control_Audit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(AuditRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+func _Control_Audit_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AuditRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(ControlServer).Audit(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Control_Audit_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ControlServer).Audit(ctx, req.(*AuditRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(ControlServer).Audit(m, &grpc.GenericServerStream[AuditRequest, AuditResponse]{ServerStream: stream})
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_AuditServer = grpc.ServerStreamingServer[AuditResponse]
 
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -572,10 +580,6 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "MeshStatus",
 			Handler:    _Control_MeshStatus_Handler,
 		},
-		{
-			MethodName: "Audit",
-			Handler:    _Control_Audit_Handler,
-		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -583,6 +587,11 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Control_Watch_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Audit",
+			Handler:       _Control_Audit_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "control.proto",

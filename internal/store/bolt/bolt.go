@@ -220,6 +220,38 @@ func (s *Store) Audit(_ context.Context, since time.Time) ([]store.AuditEvent, e
 	return out, err
 }
 
+// AuditPage implements store.Store. The cursor is the bbolt sequence of
+// the last event looked at, so a page is one short read transaction: a
+// slow reader never holds the file open against writers.
+func (s *Store) AuditPage(_ context.Context, since time.Time, after uint64, limit int) ([]store.AuditEvent, uint64, error) {
+	if limit <= 0 {
+		return nil, 0, errors.New("audit page: limit must be positive")
+	}
+	var (
+		out  []store.AuditEvent
+		next uint64
+	)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
+			if len(out) == limit {
+				return nil // next stays at the last event returned
+			}
+			var e store.AuditEvent
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode audit: %w", err)
+			}
+			next = binary.BigEndian.Uint64(k)
+			if !e.Time.Before(since) {
+				out = append(out, e)
+			}
+		}
+		next = 0 // the end of the trail
+		return nil
+	})
+	return out, next, err
+}
+
 // PruneAudit implements store.Store. Events are in append order, so it
 // stops at the first one that is recent enough.
 func (s *Store) PruneAudit(_ context.Context, before time.Time) (int, error) {

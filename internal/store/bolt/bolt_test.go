@@ -6,8 +6,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"meshward.dev/meshward/internal/store"
 )
@@ -90,5 +93,57 @@ func TestSealedCA(t *testing.T) {
 	}
 	if _, err := s2.LoadCA(ctx); errors.Is(err, store.ErrNotFound) {
 		t.Fatal("wrong key reported as no CA (would create a new one)")
+	}
+}
+
+// TestAuditPage pages through a trail (with events before since mixed in)
+// with every page size: the pages together are exactly Audit's answer.
+func TestAuditPage(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 23 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		if i%3 == 0 {
+			at = t0.Add(-time.Hour) // before since
+		}
+		if err := s.AppendAudit(ctx, store.AuditEvent{Time: at, Action: "x", Detail: strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := s.Audit(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{1, 2, 5, 15, 16, 100} {
+		var got []store.AuditEvent
+		var after uint64
+		for pages := 0; ; pages++ {
+			if pages > 30 {
+				t.Fatalf("limit %d: no end after 30 pages", limit)
+			}
+			page, next, err := s.AuditPage(ctx, t0, after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) > limit {
+				t.Fatalf("limit %d: page of %d", limit, len(page))
+			}
+			got = append(got, page...)
+			if next == 0 {
+				break
+			}
+			after = next
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("limit %d: pages differ from Audit (-want +got):\n%s", limit, diff)
+		}
+	}
+	if _, _, err := s.AuditPage(ctx, t0, 0, 0); err == nil {
+		t.Error("limit 0 accepted")
 	}
 }
