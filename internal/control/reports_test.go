@@ -36,8 +36,8 @@ func (h countHandler) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 func (countHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h countHandler) WithGroup(string) slog.Handler      { return h }
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler     { return h }
+func (h countHandler) WithGroup(string) slog.Handler          { return h }
 
 // watchAs opens a Watch stream as the sidecar identity of service, with
 // the SVID it got from Bootstrap with a real join token.

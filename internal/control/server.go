@@ -97,7 +97,7 @@ type Server struct {
 	refusals rateWindow   // bounds audit writes for refused bootstraps
 	reports  reportBounds // bounds what workload reports write (reports.go)
 	pruned   time.Time    // last audit pruning
-	mu       sync.Mutex // guards policy and bans writes
+	mu       sync.Mutex   // guards policy and bans writes
 	advanceC chan struct{}
 }
 
