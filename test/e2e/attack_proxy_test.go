@@ -287,3 +287,88 @@ func proxyAttackAuditDenies(t *testing.T, dataDir, actor string) []string {
 	}
 	return details
 }
+
+// TestAttackUpgradeUnderUp: under `meshward up`, a service's
+// allowUpgrades in mesh.yaml reaches its sidecar: the listed protocol is
+// forwarded (after policy), h2c and unlisted ones are refused.
+func TestAttackUpgradeUnderUp(t *testing.T) {
+	app := newProxyAttackApp(t)
+	appPort := strings.TrimPrefix(app.url, "http://127.0.0.1:")
+	dir := t.TempDir()
+	upstream := freePort(t)
+	os.MkdirAll(filepath.Join(dir, "policies"), 0o700)
+	os.WriteFile(filepath.Join(dir, "policies", "api.yaml"), []byte(`apiVersion: meshward.dev/v1
+kind: AccessPolicy
+metadata: {name: api, namespace: default}
+spec:
+  target: api
+  rules:
+    - name: client-reads
+      from: [{service: client}]
+      to: [{methods: [GET]}]
+`), 0o600)
+	clientPort := strings.TrimPrefix(freePort(t), "127.0.0.1:")
+	os.WriteFile(filepath.Join(dir, "mesh.yaml"), []byte(fmt.Sprintf(`apiVersion: meshward.dev/v1
+kind: Mesh
+metadata: {name: upgrades}
+spec:
+  trustDomain: up.local
+  control: {listen: %s}
+  dashboard: {listen: %s}
+  services:
+    - name: api
+      port: %s
+      allowUpgrades: [tcp]
+    - name: client
+      port: %s
+      upstreams:
+        - {service: api, listen: %s}
+`, freePort(t), freePort(t), appPort, clientPort, upstream)), 0o600)
+	up := start(t, nil, "up", "-f", filepath.Join(dir, "mesh.yaml"), "--data-dir", filepath.Join(dir, ".meshward"))
+	up.waitOutput(t, "is up", 60*time.Second)
+
+	try := func(proto string) (*http.Response, net.Conn, *bufio.Reader) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", upstream, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		extra := ""
+		if proto == "h2c" {
+			extra = "HTTP2-Settings: AAMAAABkAARAAP__AAIAAAAA\r\n"
+		}
+		io.WriteString(c, "GET /pipe HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\nUpgrade: "+proto+"\r\n"+extra+"\r\n")
+		br := bufio.NewReader(c)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: no response: %v\n%s", proto, err, tail(up.out.String(), 40))
+		}
+		return res, c, br
+	}
+	for _, proto := range []string{"h2c", "my-tunnel"} {
+		if res, c, br := try(proto); res.StatusCode != http.StatusForbidden {
+			if res.StatusCode == http.StatusSwitchingProtocols && proto == "h2c" {
+				t.Fatalf("h2c upgrade forwarded (101); a denied DELETE inside it got :status %q", proxyAttackSmuggle(c, br))
+			}
+			t.Errorf("%s upgrade: %d, want 403", proto, res.StatusCode)
+		}
+	}
+	c, err := net.DialTimeout("tcp", upstream, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /pipe HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("allowUpgrades [tcp]: %v %v, want 101\n%s", res, err, tail(up.out.String(), 40))
+	}
+	io.WriteString(c, "ping\n")
+	if got, _ := br.ReadString('\n'); got != "PING\n" {
+		t.Errorf("through the tcp upgrade: %q", got)
+	}
+}
