@@ -235,7 +235,7 @@ func TestAuditStreamsATrailLargerThanTheMessageLimit(t *testing.T) {
 func TestWatchStreamsPerIdentityAreCapped(t *testing.T) {
 	e := startEnv(t, envOpts{})
 	c := e.clientAs(t, "web")
-	const tries = 40
+	const tries = 50
 	var open []context.CancelFunc
 	refused := 0
 	for range tries {

@@ -57,8 +57,10 @@ type Config struct {
 	// reconnect backoff).
 	EndpointsWarmup time.Duration
 	// MaxWatchesPerIdentity caps the watch streams one identity may hold
-	// open at once (default 8: replicas of a service share its identity);
-	// more are refused with ResourceExhausted.
+	// open at once (default 32, about 1 MB: replicas of a service share
+	// its identity, so a service with more replicas needs more). A stream
+	// beyond it is refused with ResourceExhausted; the open ones, which
+	// belong to working sidecars, are never cut for it.
 	MaxWatchesPerIdentity int
 }
 
@@ -120,7 +122,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.AuditRetention = 7 * 24 * time.Hour
 	}
 	if cfg.MaxWatchesPerIdentity <= 0 {
-		cfg.MaxWatchesPerIdentity = 8
+		cfg.MaxWatchesPerIdentity = 32
 	}
 	if cfg.EndpointsWarmup == 0 {
 		cfg.EndpointsWarmup = 20 * time.Second
