@@ -314,10 +314,10 @@ func fromBody(file string, body map[string]any, lines map[string]int, line int) 
 		return kubeObject(file, body, lines, line)
 	case hasKind || body["Kind"] != nil:
 		return consulEntry(file, body, lines, line)
+	case isHelmValues(body): // before agent config: chart values have a server block too
+		return &scan.Object{Kind: KindHelmValues, Name: baseName(file), File: file, Line: line, Body: body, Lines: lines}, nil
 	case isConsulAgent(body):
 		return &scan.Object{Kind: KindConsulAgentConfig, Name: baseName(file), File: file, Line: line, Body: body, Lines: lines}, nil
-	case isHelmValues(body):
-		return &scan.Object{Kind: KindHelmValues, Name: baseName(file), File: file, Line: line, Body: body, Lines: lines}, nil
 	}
 	return nil, nil
 }

@@ -2,6 +2,7 @@ package consul
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,6 +50,27 @@ var ruleTLSVerify = scan.Rule{
 	Title:       "Consul agent TLS verification is turned off",
 	Description: "verify_incoming, verify_outgoing or verify_server_hostname is explicitly false: agents accept or make connections without checking certificates, so anyone on the network can join RPC or impersonate a server.",
 	Remediation: "In the agent config:\n  tls {\n    defaults {\n      verify_incoming = true\n      verify_outgoing = true\n    }\n    internal_rpc {\n      verify_server_hostname = true\n    }\n  }",
+}
+
+var ruleACLOff = scan.Rule{
+	ID: "MW-CONSUL-012", Category: scan.CatConsulACLAllow, Severity: scan.SeverityHigh, Mesh: scan.MeshConsul,
+	Title:       "Consul ACLs are not enabled",
+	Description: "A Consul server's config (all the files of its config directory together) has no acl block with enabled = true, or the consul-k8s Helm values leave global.acls.manageSystemACLs off (the chart's default): with ACLs off, anyone who reaches the HTTP or RPC API reads and changes the catalog, KV and intentions.",
+	Remediation: "In the server config:\n  acl {\n    enabled        = true\n    default_policy = \"deny\"\n  }\nor in the consul-k8s Helm values:\n  global:\n    acls:\n      manageSystemACLs: true",
+}
+
+var ruleTLSOff = scan.Rule{
+	ID: "MW-CONSUL-013", Category: scan.CatConsulTLSVerifyOff, Severity: scan.SeverityHigh, Mesh: scan.MeshConsul,
+	Title:       "Consul agent TLS is not enabled",
+	Description: "A Consul server's config sets no verify_incoming / verify_outgoing anywhere, or the consul-k8s Helm values leave global.tls.enabled off (the chart's default): agent RPC and gossip-joined servers are not authenticated by certificate.",
+	Remediation: "In the server config:\n  tls {\n    defaults {\n      ca_file = \"/etc/consul/ca.pem\"\n      cert_file = \"/etc/consul/server.pem\"\n      key_file = \"/etc/consul/server-key.pem\"\n      verify_incoming = true\n      verify_outgoing = true\n    }\n  }\nor in the consul-k8s Helm values:\n  global:\n    tls:\n      enabled: true",
+}
+
+var ruleTLSMin = scan.Rule{
+	ID: "MW-CONSUL-014", Category: scan.CatConsulTLSVerifyOff, Severity: scan.SeverityMedium, Mesh: scan.MeshConsul,
+	Title:       "Consul accepts TLS 1.0 or 1.1",
+	Description: "tls_min_version allows TLS 1.0 or 1.1 (deprecated by RFC 8996): a downgrade exposes agent traffic to attacks on those versions.",
+	Remediation: "In the agent config:\n  tls {\n    defaults {\n      tls_min_version = \"TLSv1_2\"\n    }\n  }",
 }
 
 var rulePermissive = scan.Rule{
@@ -232,6 +254,78 @@ func checkAgents(m *scan.Model) []scan.Finding {
 	return out
 }
 
+// checkServerBasics checks what a Consul server must turn on (ACLs, TLS)
+// across the files of its config directory, as the agent merges them, and
+// in consul-k8s Helm values; and weak TLS versions in any agent config.
+func checkServerBasics(m *scan.Model) []scan.Finding {
+	var out []scan.Finding
+	for _, o := range m.Kind("HelmValues") {
+		if !consulChart(o) {
+			continue
+		}
+		if v, _ := scan.Bool(o.Body, "global.acls.manageSystemACLs"); !v {
+			out = append(out, ruleACLOff.Finding(o, "global",
+				fmt.Sprintf("Helm values %s leave global.acls.manageSystemACLs off (the consul-k8s default): the cluster's Consul runs without ACLs.", o.Name)))
+		}
+		if v, _ := scan.Bool(o.Body, "global.tls.enabled"); !v {
+			out = append(out, ruleTLSOff.Finding(o, "global",
+				fmt.Sprintf("Helm values %s leave global.tls.enabled off (the consul-k8s default): Consul agents talk without TLS.", o.Name)))
+		}
+	}
+	dirs := map[string][]*scan.Object{}
+	var order []string
+	for _, o := range m.Kind(kindAgent) {
+		d := filepath.Dir(o.File)
+		if dirs[d] == nil {
+			order = append(order, d)
+		}
+		dirs[d] = append(dirs[d], o)
+		for _, k := range []string{"tls_min_version", "tls.defaults.tls_min_version", "tls.internal_rpc.tls_min_version", "tls.https.tls_min_version", "tls.grpc.tls_min_version"} {
+			if v := strings.ToLower(o.Str(k)); v == "tls10" || v == "tls11" || v == "tlsv1_0" || v == "tlsv1_1" {
+				out = append(out, ruleTLSMin.Finding(o, k, fmt.Sprintf("Consul agent config %s sets %s = %q: TLS 1.0 and 1.1 are accepted.", o.Name, k, o.Str(k))))
+			}
+		}
+	}
+	for _, d := range order {
+		var server *scan.Object
+		acl, tls := false, false
+		for _, o := range dirs[d] {
+			if v, _ := scan.Bool(o.Body, "server"); v && server == nil {
+				server = o
+			}
+			if v, _ := scan.Bool(o.Body, "acl.enabled"); v || o.Str("acl_datacenter") != "" {
+				acl = true
+			}
+			for _, base := range []string{"", "tls.defaults.", "tls.internal_rpc."} {
+				for _, k := range []string{"verify_incoming", "verify_outgoing"} {
+					if _, set := scan.Bool(o.Body, base+k); set {
+						tls = true
+					}
+				}
+			}
+		}
+		if server == nil {
+			continue // a client's fragment, or config without the server's
+		}
+		if !acl {
+			out = append(out, ruleACLOff.Finding(server, "server",
+				fmt.Sprintf("Consul server config %s (with the other files in its directory) never enables ACLs: anyone who reaches the API reads and writes the catalog, KV and intentions.", server.Name)))
+		}
+		if !tls {
+			out = append(out, ruleTLSOff.Finding(server, "server",
+				fmt.Sprintf("Consul server config %s (with the other files in its directory) sets no verify_incoming/verify_outgoing: agent RPC is not authenticated by certificate.", server.Name)))
+		}
+	}
+	return out
+}
+
+// consulChart tells consul-k8s Helm values from other charts' (Istio's
+// also have a global block).
+func consulChart(o *scan.Object) bool {
+	_, inject := o.Body["connectInject"]
+	return inject || o.Str("global.datacenter") != "" || o.Str("global.gossipEncryption.secretName") != ""
+}
+
 func checkEntries(m *scan.Model) []scan.Finding {
 	var out []scan.Finding
 	for _, kind := range []string{"ProxyDefaults", "ServiceDefaults"} {
@@ -338,5 +432,8 @@ func Rules() []scan.Rule {
 		f(rulePorts, checkWorkloads),
 		f(ruleProxyUID, checkWorkloads),
 		f(ruleIneffective, checkIntentions),
+		f(ruleACLOff, checkServerBasics),
+		f(ruleTLSOff, checkServerBasics),
+		f(ruleTLSMin, checkServerBasics),
 	}
 }

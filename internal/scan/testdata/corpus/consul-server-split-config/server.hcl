@@ -1,0 +1,3 @@
+datacenter = "dc1"
+server     = true
+bootstrap_expect = 3
