@@ -223,6 +223,18 @@ func TestUpgradeRefused(t *testing.T) {
 			})
 		}
 	}
+	// HTTP/2 has no Upgrade, but an HTTP2-Settings field is refused there
+	// too (an HTTP/1.1 app would read it).
+	req, _ := http.NewRequest(http.MethodGet, "https://"+m.cat.InboundAddr().String()+"/", nil)
+	req.Header["http2_settings"] = []string{settings}
+	res, err := h2Client(sidecarTLS(t, m.ca, frontendID, mtls.ALPNHTTP2)).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("HTTP/2 with http2_settings: %d, want 403", res.StatusCode)
+	}
 	if seen := app.requests(); len(seen) != 0 {
 		t.Errorf("the app served %q", seen)
 	}
