@@ -25,5 +25,6 @@ func Rules() []scan.Rule {
 		withCheck(ruleIneffective, checkAuthzPolicies),
 		withCheck(ruleL7Unenforceable, checkAuthzPolicies),
 		withCheck(ruleDRNoVerify, checkDestinationRules),
+		withCheck(ruleJWTNotRequired, checkRequestAuthn),
 	}
 }
