@@ -142,6 +142,7 @@ func Run(ctx context.Context, cfg Config) error {
 			r.PolicyVersion, r.PolicyError = state.policyVersion, state.policyError
 			state.mu.Unlock()
 			r.ActiveConnections, r.TotalRequests = trafficCounts(reg)
+			r.Traffic = trafficCounters(reg)
 			denies.drain(r)
 			return r
 		},
