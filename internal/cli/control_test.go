@@ -3,7 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -48,5 +51,49 @@ func TestControlRefusesUnsafeAndBusyAddresses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUpRefusesABusyAppPort: with a stranger on a service's port, up stops
+// before anything starts (exit 2) and names the field.
+func TestUpRefusesABusyAppPort(t *testing.T) {
+	t.Parallel()
+	stranger, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	controlAddr := free.Addr().String()
+	free.Close()
+	dir := t.TempDir()
+	mesh := fmt.Sprintf(`apiVersion: meshward.dev/v1
+kind: Mesh
+metadata: {name: shop}
+spec:
+  trustDomain: shop.local
+  control: {listen: "%s"}
+  dashboard: {listen: ""}
+  services:
+    - name: web
+      port: %d
+      command: [sleep, "60"]
+`, controlAddr, stranger.Addr().(*net.TCPAddr).Port)
+	file := filepath.Join(dir, "mesh.yaml")
+	if err := os.WriteFile(file, []byte(mesh), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stderr bytes.Buffer
+	err = Execute(ctx, []string{"up", "-f", file, "--data-dir", filepath.Join(dir, "data")}, &bytes.Buffer{}, &stderr)
+	if ExitCode(err) != exitUsage || !strings.Contains(stderr.String(), file+":10: spec.services[0].port") || !strings.Contains(stderr.String(), "already in use") {
+		t.Fatalf("exit %d, stderr %q; want exit 2 naming spec.services[0].port", ExitCode(err), stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("up created its data dir before refusing: something started")
 	}
 }

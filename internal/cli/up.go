@@ -92,6 +92,10 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 	if err := localmesh.CheckUsers(mesh); err != nil {
 		return usageErr(err)
 	}
+	// Every port up will listen on is free, or nothing starts.
+	if err := localmesh.CheckPorts(mesh); err != nil {
+		return usageErr(err)
+	}
 	dataDir := mesh.DataDirPath()
 	if o.fresh {
 		if err := os.RemoveAll(dataDir); err != nil {
