@@ -39,17 +39,16 @@ type Config struct {
 	// ScrapeInterval is the least time between two scrapes of the
 	// sidecars' /metrics, whoever asks (default and minimum 2s).
 	ScrapeInterval time.Duration
-	// ScrapeTimeout bounds one sidecar's scrape (default 1s).
+	// ScrapeTimeout is unused: nothing is fetched from sidecars any more
+	// (they push their counters); kept so callers still compile.
 	ScrapeTimeout time.Duration
 	// Refresh is how often open pages poll for updates (default 2s).
 	Refresh time.Duration
 	// AllowedHosts are host names, besides IP addresses and localhost,
 	// that requests may name in their Host header.
 	AllowedHosts []string
-	// InsecureRemoteScrape lets the dashboard scrape admin addresses that
-	// are not loopback. Sidecars report their own admin address, so this
-	// lets any workload point the control plane at an address of its
-	// choosing; only IP literals are ever fetched.
+	// InsecureRemoteScrape has no effect: the dashboard never fetches a
+	// workload's admin address (sidecars push their counters).
 	InsecureRemoteScrape bool
 }
 
@@ -124,19 +123,11 @@ func newDashboard(cfg Config) (*Dashboard, error) {
 		return nil, err
 	}
 	d := &Dashboard{
-		cfg:  cfg,
-		log:  cfg.Logger,
-		tmpl: tmpl,
-		scraper: &scraper{
-			client: &http.Client{
-				Timeout: cfg.ScrapeTimeout,
-				// Never follow a redirect: it could point anywhere.
-				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-				Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second},
-			},
-			now: cfg.Now, interval: cfg.ScrapeInterval, timeout: cfg.ScrapeTimeout, allowRemote: cfg.InsecureRemoteScrape,
-		},
-		mux: http.NewServeMux(),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		tmpl:    tmpl,
+		scraper: &scraper{now: cfg.Now, interval: cfg.ScrapeInterval},
+		mux:     http.NewServeMux(),
 	}
 	static, err := fs.Sub(assets, "assets/static")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 )
@@ -74,7 +75,11 @@ func (d *Dashboard) graph(ctx context.Context) Graph {
 			continue
 		}
 		seenAddr[w.GetAdminAddr()] = true
-		targets = append(targets, target{addr: w.GetAdminAddr(), spiffeID: w.GetSpiffeId()})
+		t := target{addr: w.GetAdminAddr(), spiffeID: w.GetSpiffeId(), traffic: w.GetTraffic()}
+		if w.GetTrafficAt() != 0 {
+			t.at = time.Unix(0, w.GetTrafficAt())
+		}
+		targets = append(targets, t)
 	}
 	sidecars := d.scraper.snapshot(ctx, targets)
 	return buildGraph(st.GetWorkloads(), sidecars, d.policyView(ctx).allows)

@@ -53,13 +53,41 @@ type fakeSource struct {
 	policy   *apiv1.Policy
 	auditErr error
 	since    time.Time // the last AuditEvents call's argument
+	clock    *clock    // set by newTest: when pushed counters are received
 }
+
+// sidecars are the test sidecars by admin address: fakeSource.Status puts
+// what each one counts into its workload's pushed traffic, as a sidecar's
+// report does.
+var sidecars sync.Map // addr -> *sidecarServer
 
 func (f *fakeSource) Status() *apiv1.MeshStatusResponse {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.status == nil {
 		return &apiv1.MeshStatusResponse{TrustDomain: td}
+	}
+	for _, w := range f.status.Workloads {
+		v, ok := sidecars.Load(w.GetAdminAddr())
+		if !ok {
+			continue
+		}
+		sc := v.(*sidecarServer)
+		sc.mu.Lock()
+		if sc.status != http.StatusOK {
+			w.Traffic, w.TrafficAt = nil, 0 // it stopped reporting
+		} else if sc.pushed != sc.body || w.TrafficAt == 0 {
+			values, err := parseTraffic(strings.NewReader(sc.body))
+			w.Traffic, w.TrafficAt = nil, 0
+			if err == nil && f.clock != nil {
+				for k, v := range values {
+					w.Traffic = append(w.Traffic, &apiv1.TrafficCounter{Kind: k.kind, Source: k.source, Destination: k.destination, Protocol: k.protocol, Code: k.code, Decision: k.decision, Value: v})
+				}
+				w.TrafficAt = f.clock.Now().UnixNano()
+			}
+			sc.pushed = sc.body
+		}
+		sc.mu.Unlock()
 	}
 	return f.status
 }
@@ -88,8 +116,9 @@ type sidecarServer struct {
 	*httptest.Server
 	mu     sync.Mutex
 	body   string
+	pushed string // the body last turned into pushed counters
 	status int
-	hits   atomic.Int64
+	hits   atomic.Int64 // requests to it: the dashboard must make none
 }
 
 func newSidecar(t *testing.T, body string) *sidecarServer {
@@ -109,6 +138,8 @@ func newSidecar(t *testing.T, body string) *sidecarServer {
 		_, _ = io.WriteString(w, body)
 	}))
 	t.Cleanup(s.Close)
+	sidecars.Store(s.addr(), s)
+	t.Cleanup(func() { sidecars.Delete(s.addr()) })
 	return s
 }
 
@@ -200,6 +231,9 @@ func demoMesh(t *testing.T) *config.Mesh {
 func newTest(t *testing.T, src *fakeSource, mesh *config.Mesh) (*Dashboard, *clock) {
 	t.Helper()
 	c := &clock{t: t0}
+	if src != nil {
+		src.clock = c
+	}
 	d, err := newDashboard(Config{Source: src, Mesh: mesh, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,7 @@ package dashboard
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -15,6 +11,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 )
 
 // The sidecar metrics the graph is built from (docs/metrics.md).
@@ -22,12 +20,6 @@ const (
 	metricRequests = "meshward_requests_total"
 	metricTCPConns = "meshward_tcp_connections_total"
 )
-
-// maxScrapeBytes bounds one sidecar's /metrics response.
-const maxScrapeBytes = 4 << 20
-
-// maxConcurrentScrapes bounds how many sidecars are scraped at once.
-const maxConcurrentScrapes = 8
 
 // seriesKey is one traffic series of a sidecar: an HTTP request series
 // (kind "http") or a TCP connection series (kind "tcp").
@@ -41,10 +33,14 @@ type sample struct {
 	values map[seriesKey]float64
 }
 
-// target is a sidecar to scrape: its admin address and who it is.
+// target is a sidecar whose counters to read: its admin address (a label
+// only, never fetched), who it is, and the traffic counters it last pushed
+// in its report, with when the control plane received them.
 type target struct {
 	addr     string
 	spiffeID string
+	traffic  []*apiv1.TrafficCounter
+	at       time.Time // zero: nothing pushed yet
 }
 
 // sidecarMetrics is what the scraper knows about one sidecar.
@@ -71,14 +67,11 @@ func (m *sidecarMetrics) rate(k seriesKey) (r float64, ok bool) {
 	return d / dt, true
 }
 
-// scraper fetches the sidecars' /metrics, at most once per interval,
-// whoever asks.
+// scraper keeps the last two samples of each sidecar's pushed counters,
+// taken at most once per interval, whoever asks.
 type scraper struct {
-	client      *http.Client
-	now         func() time.Time
-	interval    time.Duration
-	timeout     time.Duration
-	allowRemote bool
+	now      func() time.Time
+	interval time.Duration
 
 	mu      sync.Mutex
 	last    time.Time
@@ -93,9 +86,7 @@ func (s *scraper) snapshot(ctx context.Context, targets []target) []sidecarMetri
 	defer s.mu.Unlock()
 	now := s.now()
 	if s.sidecar == nil || s.last.IsZero() || now.Sub(s.last) >= s.interval || !s.covers(targets) {
-		// The result serves every viewer: a viewer that goes away must not
-		// cut it short (each fetch has its own timeout).
-		s.scrape(context.WithoutCancel(ctx), targets, now)
+		s.scrape(ctx, targets, now)
 		s.last = now
 	}
 	out := make([]sidecarMetrics, 0, len(s.sidecar))
@@ -116,40 +107,33 @@ func (s *scraper) covers(targets []target) bool {
 	return true
 }
 
-func (s *scraper) scrape(ctx context.Context, targets []target, now time.Time) {
+// errNoTraffic marks a sidecar that has pushed no traffic counters yet.
+var errNoTraffic = errors.New("no traffic counters reported yet")
+
+// scrape takes the counters each sidecar pushed in its report. Nothing is
+// fetched: an admin address is the workload's own claim, and fetching it
+// would let a workload point the control plane at any port it likes.
+func (s *scraper) scrape(_ context.Context, targets []target, _ time.Time) {
 	if s.sidecar == nil {
 		s.sidecar = map[string]*sidecarMetrics{}
 	}
-	type result struct {
-		t      target
-		values map[seriesKey]float64
-		err    error
-	}
-	results := make([]result, len(targets))
-	sem := make(chan struct{}, maxConcurrentScrapes)
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		results[i].t = t
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			results[i].values, results[i].err = s.fetch(ctx, t.addr)
-		}()
-	}
-	wg.Wait()
 	seen := map[string]bool{}
-	for _, r := range results {
-		seen[r.t.addr] = true
-		m := s.sidecar[r.t.addr]
-		if m == nil || m.spiffeID != r.t.spiffeID {
+	for _, t := range targets {
+		seen[t.addr] = true
+		m := s.sidecar[t.addr]
+		if m == nil || m.spiffeID != t.spiffeID {
 			// A new sidecar, or another one on a reused port.
-			m = &sidecarMetrics{target: r.t}
-			s.sidecar[r.t.addr] = m
+			m = &sidecarMetrics{target: t}
+			s.sidecar[t.addr] = m
 		}
-		m.err = r.err
-		if r.err == nil {
-			m.prev, m.cur = m.cur, &sample{at: now, values: r.values}
+		m.target = t
+		if t.at.IsZero() {
+			m.err = errNoTraffic
+			continue
+		}
+		m.err = nil
+		if m.cur == nil || !m.cur.at.Equal(t.at) {
+			m.prev, m.cur = m.cur, &sample{at: t.at, values: trafficValues(t.traffic)}
 		}
 	}
 	for addr := range s.sidecar {
@@ -159,41 +143,17 @@ func (s *scraper) scrape(ctx context.Context, targets []target, now time.Time) {
 	}
 }
 
-// errRemoteScrape refuses admin addresses the dashboard must not fetch.
-var errRemoteScrape = errors.New("admin address is not a loopback IP address")
-
-// fetch scrapes one sidecar. The address comes from the sidecar's own
-// report, so it is only fetched when it is an IP literal (no name to
-// resolve) and, unless remote scraping is allowed, a loopback one: the
-// dashboard is not a way to make the control plane fetch arbitrary URLs.
-func (s *scraper) fetch(ctx context.Context, addr string) (map[seriesKey]float64, error) {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("admin address %q: %w", addr, err)
+// trafficValues turns pushed counters into series.
+func trafficValues(cs []*apiv1.TrafficCounter) map[seriesKey]float64 {
+	out := make(map[seriesKey]float64, len(cs))
+	for _, c := range cs {
+		if c.GetKind() != "http" && c.GetKind() != "tcp" {
+			continue
+		}
+		k := seriesKey{kind: c.GetKind(), source: c.GetSource(), destination: c.GetDestination(), protocol: c.GetProtocol(), code: c.GetCode(), decision: c.GetDecision()}
+		out[k] += c.GetValue()
 	}
-	if !s.allowRemote && !ap.Addr().IsLoopback() {
-		return nil, fmt.Errorf("%s: %w", addr, errRemoteScrape)
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ap.Addr().String(), fmt.Sprint(ap.Port()))+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape %s: status %d", addr, resp.StatusCode)
-	}
-	values, err := parseTraffic(io.LimitReader(resp.Body, maxScrapeBytes))
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", addr, err)
-	}
-	return values, nil
+	return out
 }
 
 // parseTraffic reads the traffic counters out of a Prometheus text
