@@ -1,7 +1,9 @@
 package sidecar
 
 import (
+	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 )
@@ -10,6 +12,46 @@ import (
 // audit trail, so a flood of denied requests cannot flood the store; the
 // rest are counted.
 const maxDeniesPerReport = 100
+
+// maxDenyField bounds the strings a caller chooses (method, path) in a
+// deny: a path may hold 64 KiB before escaping and four times that after
+// (observe.Printable), and 100 such denies would pass the control plane's
+// message bound, which ends the Watch stream. The audit trail keeps the
+// start and how much was cut.
+const maxDenyField = 1024
+
+// clip cuts s to at most max bytes, at a rune boundary and not inside an
+// escape observe.Printable wrote, and says how many bytes it cut.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	for i := cut - 1; i >= 0 && i >= cut-10; i-- {
+		if s[i] != '\\' {
+			continue
+		}
+		n := 2
+		if i+1 < len(s) {
+			switch s[i+1] {
+			case 'x':
+				n = 4
+			case 'u':
+				n = 6
+			case 'U':
+				n = 10
+			}
+		}
+		if i+n > cut {
+			cut = i
+		}
+		break
+	}
+	return s[:cut] + "...(" + strconv.Itoa(len(s)-cut) + " more bytes)"
+}
 
 // denyBuffer collects denies between reports.
 type denyBuffer struct {

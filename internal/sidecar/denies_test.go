@@ -3,6 +3,7 @@ package sidecar
 import (
 	"fmt"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -58,6 +59,34 @@ func TestDenyBufferRequeue(t *testing.T) {
 			}
 			if r.DeniesDropped != tc.wantDropped {
 				t.Errorf("dropped = %d, want %d", r.DeniesDropped, tc.wantDropped)
+			}
+		})
+	}
+}
+
+func TestClipDenyField(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		max      int
+		want     string
+	}{
+		{"short", "/a", 10, "/a"},
+		{"exact", "/abcdefghi", 10, "/abcdefghi"},
+		{"ascii", "/abcdefghijkl", 5, "/abcd...(8 more bytes)"},
+		// "é" is two bytes: a cut inside it moves back to its start.
+		{"rune boundary", "/abcé", 5, "/abc...(2 more bytes)"},
+		// An escape observe.Printable wrote is kept whole or cut whole.
+		{"inside \\x escape", `/a\xff\xff`, 4, `/a...(8 more bytes)`},
+		{"after \\x escape", `/a\xff\xff`, 6, `/a\xff...(4 more bytes)`},
+		{"inside \\u escape", `/\u00e9z`, 4, `/...(7 more bytes)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := clip(tc.in, tc.max)
+			if got != tc.want {
+				t.Errorf("clip(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+			}
+			if !utf8.ValidString(got) {
+				t.Errorf("clip(%q, %d) = %q is not valid UTF-8", tc.in, tc.max, got)
 			}
 		})
 	}

@@ -312,7 +312,7 @@ func denyMessage(e *proxy.Event, st *sidecarState) *apiv1.Deny {
 	}
 	return &apiv1.Deny{
 		Time: e.Time.UnixNano(), Source: e.Source, Destination: e.Destination, Port: int32(e.Port), //nolint:gosec // a TCP port: 0-65535
-		Method: e.Method, Path: e.Path, Policy: e.Policy, Rule: e.Rule, Mode: mode, PolicyVersion: version,
+		Method: clip(e.Method, maxDenyField), Path: clip(e.Path, maxDenyField), Policy: e.Policy, Rule: e.Rule, Mode: mode, PolicyVersion: version,
 	}
 }
 

@@ -92,6 +92,14 @@ func TestAttackInvalidUTF8(t *testing.T) {
 			fmt.Sprintf(`G\xe9T /m\xff/r%d port`, i))
 		time.Sleep(time.Second)
 	}
+	// Long paths of bytes that are not UTF-8 (60 KB raw over HTTP/2,
+	// 240 KB escaped): each deny reaches the audit trail, its path
+	// clipped, and a report of many stays within the control plane's
+	// message bound.
+	for i := range 20 {
+		utf8H2(t, m, "GET", fmt.Sprintf("/big%d/", i)+strings.Repeat("\xff", 60_000))
+		want = append(want, fmt.Sprintf(`GET /big%d/\xff\xff`, i))
+	}
 	// Past the reconnect backoff a broken stream would be in.
 	time.Sleep(3 * time.Second)
 	close(stop)
