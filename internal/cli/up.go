@@ -159,6 +159,7 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 		Mesh: mesh, Executable: exe, Sidecar: sidecarCommand(exe), ControlAddr: srv.Addr().String(), Admin: admin, Out: out,
 		SidecarArgs: []string{"--log-format", g.logFormat, "--log-level", g.logLevel},
 		OnReady:     func() { printBanner(out, mesh, srv.Addr().String(), cp.dashboardURL(), rev, o.demo) },
+		OnNotReady:  func(problems []string) { printNotReady(out, mesh, problems) },
 	})
 	if err != nil {
 		return err
@@ -330,6 +331,19 @@ func printBanner(out *localmesh.Output, mesh *config.Mesh, control, dashboardURL
 		fmt.Fprintf(&b, "    meshward policy test %s\n", mesh.PoliciesDir())
 	}
 	b.WriteString("\n")
+	out.Printf("%s", b.String())
+}
+
+// printNotReady is said instead of the banner: "is up" means every app
+// listens and every sidecar routes, so a mesh with a dead or silent app
+// says which and why.
+func printNotReady(out *localmesh.Output, mesh *config.Mesh, problems []string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n  meshward: mesh %q is NOT ready:\n", mesh.Name)
+	for _, p := range problems {
+		fmt.Fprintf(&b, "    - %s\n", p)
+	}
+	b.WriteString("  the rest of the mesh keeps running; fix the service and restart meshward up (Ctrl-C stops it)\n\n")
 	out.Printf("%s", b.String())
 }
 

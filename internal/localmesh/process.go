@@ -7,9 +7,57 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
+
+// tailBuffer keeps the last lines written to it, for the message that
+// says why an app was given up on.
+type tailBuffer struct {
+	mu    sync.Mutex
+	lines []string
+	part  string
+	max   int
+}
+
+func newTailBuffer(lines int) *tailBuffer { return &tailBuffer{max: lines} }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.part + string(p)
+	parts := strings.Split(s, "\n")
+	t.part = parts[len(parts)-1]
+	if len(t.part) > 4096 {
+		t.part = t.part[:4096]
+	}
+	for _, l := range parts[:len(parts)-1] {
+		t.lines = append(t.lines, l)
+		if len(t.lines) > t.max {
+			t.lines = t.lines[1:]
+		}
+	}
+	return len(p), nil
+}
+
+// String is the kept lines, indented, or a note that there were none.
+func (t *tailBuffer) String() string {
+	if t == nil {
+		return "  (no output)"
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := t.lines
+	if t.part != "" {
+		lines = append(lines[:len(lines):len(lines)], t.part)
+	}
+	if len(lines) == 0 {
+		return "  (no output)"
+	}
+	return "  | " + strings.Join(lines, "\n  | ")
+}
 
 // Restart backoff bounds for crashed components.
 const (
@@ -36,12 +84,42 @@ type process struct {
 	// it runs (before it is waited for) and after it has exited.
 	onStart func(pid int) error
 	onExit  func()
+	// maxCrashes, when set, is how many runs in a row may end before they
+	// were stable (an app that exits at start) until run gives up; the
+	// last output is kept in tail to show why.
+	maxCrashes int
+	tail       *tailBuffer
+	// status is what the readiness wait reads: the last exit and whether
+	// run gave up.
+	status processStatus
+}
+
+// processStatus is a process's state for whoever waits on it.
+type processStatus struct {
+	mu       sync.Mutex
+	exits    int    // runs that ended
+	lastExit string // "exit code 3"
+	gaveUp   bool
+}
+
+func (s *processStatus) get() (exits int, lastExit string, gaveUp bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exits, s.lastExit, s.gaveUp
+}
+
+func (s *processStatus) exited(reason string, gaveUp bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exits++
+	s.lastExit, s.gaveUp = reason, gaveUp
 }
 
 // run keeps the process running until ctx ends. A process that exits is
 // reported and restarted with exponential backoff.
 func (p *process) run(ctx context.Context) {
 	backoff := minRestart
+	crashes := 0
 	for ctx.Err() == nil {
 		cmd, err := p.prepare(ctx)
 		if err != nil {
@@ -52,7 +130,11 @@ func (p *process) run(ctx context.Context) {
 			backoff = min(backoff*2, maxRestart)
 			continue
 		}
-		cmd.Stdout, cmd.Stderr = p.out, p.out
+		out := p.out
+		if p.tail != nil {
+			out = io.MultiWriter(p.out, p.tail)
+		}
+		cmd.Stdout, cmd.Stderr = out, out
 		if cmd.SysProcAttr == nil {
 			cmd.SysProcAttr = &syscall.SysProcAttr{}
 		}
@@ -90,9 +172,17 @@ func (p *process) run(ctx context.Context) {
 			return
 		}
 		if time.Since(start) > stable {
-			backoff = minRestart
+			backoff, crashes = minRestart, 0
 		}
-		p.notice("%s exited (%s); restarting in %s", p.name, exitReason(err), backoff)
+		crashes++
+		reason := exitReason(err)
+		if p.maxCrashes > 0 && crashes >= p.maxCrashes {
+			p.status.exited(reason, true)
+			p.notice("%s keeps exiting (%s, %d times in a row); giving up on it. Its last output:\n%s", p.name, reason, crashes, p.tail.String())
+			return
+		}
+		p.status.exited(reason, false)
+		p.notice("%s exited (%s); restarting in %s", p.name, reason, backoff)
 		if !sleepCtx(ctx, backoff) {
 			return
 		}

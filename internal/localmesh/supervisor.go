@@ -38,6 +38,9 @@ type Config struct {
 	// OnReady is called once every app listens and every sidecar is ready
 	// and knows an endpoint of each of its upstreams.
 	OnReady func()
+	// OnNotReady is called instead when some are not, once the wait is
+	// over, with one line per service that is not ready and why.
+	OnNotReady func(problems []string)
 }
 
 // Service is the runtime view of one service: where its sidecar listens.
@@ -191,6 +194,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	// Apps start once their sidecar is ready, so their first outbound
 	// calls find the upstream listeners.
+	appProcs := make([]*process, len(s.services))
 	for i, svc := range s.services {
 		ms := s.cfg.Mesh.Services[i]
 		if len(ms.Command) == 0 {
@@ -208,14 +212,20 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			started: make(chan struct{}, 1),
 			onStart: tracker.started,
 			onExit:  tracker.exited,
+			// An app that exits at start is given up on, its last output
+			// shown, instead of restarting it forever.
+			maxCrashes: appMaxCrashes,
+			tail:       newTailBuffer(20),
 		}
+		appProcs[i] = app
 		apps.Add(1)
 		go func() { defer apps.Done(); app.run(appCtx) }()
 	}
+	var problems []string
 	for i, svc := range s.services {
-		if len(s.cfg.Mesh.Services[i].Command) > 0 {
-			if err := waitListening(ctx, svc.App); err != nil {
-				s.notice("%s is not listening on %s yet (%v)", svc.Name, svc.App, err)
+		if appProcs[i] != nil {
+			if p := s.waitApp(ctx, svc, appProcs[i]); p != "" {
+				problems = append(problems, p)
 			}
 		}
 	}
@@ -224,11 +234,15 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	// as sidecars report, so a fast app could otherwise beat it).
 	for _, svc := range s.services {
 		if err := waitRoutable(ctx, svc); err != nil {
-			s.notice("%s-proxy cannot route every upstream yet (%v)", svc.Name, err)
+			problems = append(problems, fmt.Sprintf("%s-proxy cannot route every upstream (%v)", svc.Name, err))
 		}
 	}
-	if s.cfg.OnReady != nil && ctx.Err() == nil {
+	switch {
+	case ctx.Err() != nil:
+	case len(problems) == 0 && s.cfg.OnReady != nil:
 		s.cfg.OnReady()
+	case len(problems) > 0 && s.cfg.OnNotReady != nil:
+		s.cfg.OnNotReady(problems)
 	}
 	<-ctx.Done()
 	s.notice("stopping apps")
@@ -410,18 +424,48 @@ func missingEndpoints(ctx context.Context, c *http.Client, svc *Service) ([]stri
 	return missing, nil
 }
 
-// waitListening waits, bounded, until something accepts on addr.
-func waitListening(ctx context.Context, addr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
+// How long up waits for an app to listen, and how often it says so; how
+// many quick exits in a row make it give an app up.
+const (
+	appStartup    = 60 * time.Second
+	appProgress   = 5 * time.Second
+	appMaxCrashes = 5
+)
+
+// waitApp waits until the app listens on its port, saying every few
+// seconds that it is still waiting, and returns "" or why it is not ready:
+// it was given up on (with its exit), or it still does not listen after
+// appStartup.
+func (s *Supervisor) waitApp(ctx context.Context, svc *Service, app *process) string {
+	start := time.Now()
+	next := start.Add(appProgress)
 	var d net.Dialer
 	for {
-		c, err := d.DialContext(ctx, "tcp", addr)
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		c, err := d.DialContext(dctx, "tcp", svc.App)
+		cancel()
 		if err == nil {
-			return c.Close()
+			c.Close()
+			return ""
+		}
+		exits, last, gaveUp := app.status.get()
+		switch {
+		case ctx.Err() != nil:
+			return ""
+		case gaveUp:
+			return fmt.Sprintf("%s is not running: it exited (%s) %d times in a row and was given up on; its output is above", svc.Name, last, exits)
+		case time.Since(start) >= appStartup:
+			why := ""
+			if exits > 0 {
+				why = fmt.Sprintf("; it exited %d times, last with %s", exits, last)
+			}
+			return fmt.Sprintf("%s is still not listening on %s after %s%s", svc.Name, svc.App, appStartup.Round(time.Second), why)
+		case time.Now().After(next):
+			s.notice("waiting for %s to listen on %s (%s of %s)", svc.Name, svc.App, time.Since(start).Round(time.Second), appStartup)
+			next = next.Add(appProgress)
 		}
 		if !sleepCtx(ctx, 100*time.Millisecond) {
-			return ctx.Err()
+			return ""
 		}
 	}
 }

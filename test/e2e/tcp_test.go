@@ -5,7 +5,9 @@ package e2e
 import (
 	"bufio"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,5 +57,53 @@ func TestTCPExample(t *testing.T) {
 	fresh.waitOutput(t, "is up", 60*time.Second)
 	if got := rootFingerprint(t, dataDir); got == root {
 		t.Fatal("--fresh kept the old CA")
+	}
+}
+
+// TestUpSaysWhichAppIsNotReady: "is up" means every app listens. An app
+// that exits at start is given up on after a few restarts, and up names
+// it with its exit code and its last output instead of the banner.
+func TestUpSaysWhichAppIsNotReady(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "policies"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mesh := `apiVersion: meshward.dev/v1
+kind: Mesh
+metadata: {name: broken}
+spec:
+  trustDomain: broken.local
+  control: {listen: 127.0.0.1:7454}
+  dashboard: {listen: 127.0.0.1:9911}
+  policies: ./policies
+  services:
+    - name: echo
+      command: ["meshward", "demo-app", "tcp-echo"]
+      port: 7017
+      protocol: tcp
+    - name: crashy
+      command: ["sh", "-c", "echo cannot read /etc/crashy.conf >&2; exit 3"]
+      port: 7018
+      protocol: tcp
+`
+	if err := os.WriteFile(filepath.Join(dir, "mesh.yaml"), []byte(mesh), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := start(t, nil, "up", "-f", filepath.Join(dir, "mesh.yaml"), "--data-dir", filepath.Join(dir, ".meshward"))
+	up.waitOutput(t, `mesh "broken" is NOT ready`, 90*time.Second)
+	out := up.out.String()
+	for _, want := range []string{
+		"crashy is not running: it exited (exit code 3) 5 times in a row",
+		"| cannot read /etc/crashy.conf",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("up's output does not contain %q:\n%s", want, tail(out, 40))
+		}
+	}
+	if strings.Contains(out, "is up") {
+		t.Errorf("up printed the banner over a dead app:\n%s", tail(out, 40))
+	}
+	if strings.Contains(out, "echo is not") {
+		t.Errorf("up named echo, which listens, as not ready:\n%s", tail(out, 40))
 	}
 }
