@@ -24,6 +24,7 @@ const (
 	KeyMethod      = "method"
 	KeyPath        = "path"
 	KeyStatus      = "status"
+	KeyGRPCStatus  = "grpc_status"
 	KeyDuration    = "duration"
 	KeyReason      = "reason"
 	KeyVersion     = "policy_version"

@@ -1,9 +1,14 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"meshward.dev/meshward/internal/mtls"
 )
@@ -68,4 +73,25 @@ func BenchmarkSerial(b *testing.B) {
 		benchSerial(b, h2Client(sidecarTLS(b, m.ca, frontendID, mtls.ALPNHTTP2)), "https://"+m.cat.InboundAddr().String()+"/")
 	})
 	b.Run("mesh", func(b *testing.B) { benchSerial(b, &http.Client{}, m.outURL("/")) })
+}
+
+// BenchmarkMeshGRPC is one unary gRPC call (health Check) from a gRPC
+// client through both sidecars to a gRPC app and back, the path that
+// reads grpc-status from the response's trailers.
+func BenchmarkMeshGRPC(b *testing.B) {
+	addr, _ := startGRPCApp(b)
+	m := newMesh(b, meshOpts{appAddr: addr, appProto: ProtocolGRPC})
+	cc, err := grpc.NewClient(m.front.UpstreamAddr("catalog").String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Close()
+	client := healthpb.NewHealthClient(cc)
+	req := &healthpb.HealthCheckRequest{Service: "catalog"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := client.Check(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -53,7 +53,7 @@ func TestWebSocket(t *testing.T) {
 	}
 }
 
-func startGRPCApp(t *testing.T) (string, *health.Server) {
+func startGRPCApp(t testing.TB) (string, *health.Server) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

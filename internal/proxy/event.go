@@ -14,6 +14,12 @@ import (
 // sees it (observe.Printable, in p.observe): the event goes on into
 // protobuf (the deny report), JSON (tap) and spans, and a caller chooses
 // its method and path.
+//
+// GRPCStatus is a gRPC call's real outcome, which Status (200 for most
+// failed calls too) does not tell: the grpc-status of its response, "0"
+// to "16", "other" (a value that is not one of the codes) or "none" (no
+// grpc-status at all), read after the body (grpcstatus.go). It is empty
+// for what is not gRPC.
 type Event struct {
 	Time        time.Time     `json:"time"`
 	Direction   string        `json:"direction"` // inbound | outbound
@@ -24,6 +30,7 @@ type Event struct {
 	Method      string        `json:"method,omitempty"`
 	Path        string        `json:"path,omitempty"` // normalized
 	Status      int           `json:"status,omitempty"`
+	GRPCStatus  string        `json:"grpc_status,omitempty"` // gRPC only: 0-16 | other | none
 	Duration    time.Duration `json:"duration_ns"`
 	Decision    string        `json:"decision"` // allow | deny | audit-deny ("" outbound)
 	Policy      string        `json:"policy,omitempty"`
@@ -45,7 +52,7 @@ func (p *Proxy) observe(e *Event) {
 // complete.
 func (e *Event) printable() {
 	for _, f := range []*string{&e.Direction, &e.Protocol, &e.Source, &e.Destination,
-		&e.Method, &e.Path, &e.Decision, &e.Policy, &e.Rule, &e.Mode} {
+		&e.Method, &e.Path, &e.GRPCStatus, &e.Decision, &e.Policy, &e.Rule, &e.Mode} {
 		*f = observe.Printable(*f)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -66,6 +67,7 @@ type meshOpts struct {
 	timeouts Timeouts
 	noPolicy bool
 	tracer   trace.Tracer
+	logger   *slog.Logger // both sidecars' (nil: discard)
 	// catalog's inbound side only
 	observer      func(*Event)
 	allowUpgrades []string
@@ -88,7 +90,7 @@ func newMesh(t testing.TB, o meshOpts) *mesh {
 		SVID: m.catSrc, Bundle: m.catSrc,
 		InboundAddr: "127.0.0.1:0", AppAddr: o.appAddr, AppProtocol: o.appProto,
 		Limits: o.limits, Timeouts: o.timeouts, Registerer: m.catReg, Tracer: o.tracer,
-		Observer: o.observer, AllowUpgrades: o.allowUpgrades,
+		Observer: o.observer, AllowUpgrades: o.allowUpgrades, Logger: o.logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +101,7 @@ func newMesh(t testing.TB, o meshOpts) *mesh {
 		Upstreams:     []Upstream{{Service: "catalog", Listen: "127.0.0.1:0", Protocol: upstreamProto(o.appProto)}},
 		HTTPProxyAddr: "127.0.0.1:0",
 		Limits:        o.limits, Timeouts: o.timeouts, Registerer: m.frontReg, Tracer: o.tracer,
+		Logger: o.logger,
 	})
 	if err != nil {
 		t.Fatal(err)

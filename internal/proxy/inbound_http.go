@@ -44,6 +44,15 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		proto := protoLabel(r, grpc)
 		p.m.request(ci.peerStr, p.self.String(), proto, code, decision)
+		// The body, and with it the trailers, went out: grpc-status is
+		// known now.
+		var gs string
+		var gsAttr slog.Attr // empty: left out of the log line
+		if grpc {
+			gs = grpcStatus(sw.Header())
+			gsAttr = slog.String(observe.KeyGRPCStatus, gs)
+			p.m.grpcResponse("inbound", ci.peerStr, p.self.String(), gs)
+		}
 		if decision != "allow" {
 			p.m.policyDenies.WithLabelValues(dec.Policy, rule, decision).Inc()
 		}
@@ -54,6 +63,7 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.String(observe.KeyMethod, r.Method),
 				slog.String(observe.KeyPath, r.URL.Path),
 				slog.Int(observe.KeyStatus, code),
+				gsAttr,
 				slog.String(observe.KeyDecision, decision),
 				slog.String(observe.KeyRule, rule),
 				slog.Duration(observe.KeyDuration, p.now().Sub(start)))
@@ -61,8 +71,8 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if p.cfg.Observer != nil || span != nil {
 			e := &Event{
 				Time: start, Direction: "inbound", Protocol: proto, Source: ci.peerStr, Destination: p.cfg.Service,
-				Port: p.dest.Port, Method: strings.Clone(r.Method), Path: strings.Clone(r.URL.Path), Status: code, Duration: p.now().Sub(start),
-				Decision: decision, Policy: dec.Policy, Rule: rule, Mode: dec.Mode,
+				Port: p.dest.Port, Method: strings.Clone(r.Method), Path: strings.Clone(r.URL.Path), Status: code, GRPCStatus: gs,
+				Duration: p.now().Sub(start), Decision: decision, Policy: dec.Policy, Rule: rule, Mode: dec.Mode,
 			}
 			p.observe(e)
 			if span != nil {

@@ -29,12 +29,29 @@ type metrics struct {
 	limitRejections   *prometheus.CounterVec   // limit
 	activeConns       *prometheus.GaugeVec     // direction
 	policyDenies      *prometheus.CounterVec   // policy, rule, mode
+	grpcResponses     *prometheus.CounterVec   // direction, source, destination, grpc_status
 
-	// Children of requests and requestDuration by label set: the
+	// Children of requests, requestDuration and grpcResponses by label set: the
 	// per-request path then costs one map lookup instead of hashing the
 	// labels under the vector's lock and formatting the status code.
-	reqCache sync.Map // requestKey -> prometheus.Counter
-	durCache sync.Map // [2]string{direction, protocol} -> prometheus.Observer
+	reqCache  sync.Map // requestKey -> prometheus.Counter
+	durCache  sync.Map // [2]string{direction, protocol} -> prometheus.Observer
+	grpcCache sync.Map // grpcKey -> prometheus.Counter
+}
+
+type grpcKey struct {
+	dir, src, dst, status string
+}
+
+// grpcResponse counts one gRPC response; status is a grpcStatus name, so
+// the label has at most 19 values.
+func (m *metrics) grpcResponse(dir, src, dst, status string) {
+	k := grpcKey{dir: dir, src: src, dst: dst, status: status}
+	c, ok := m.grpcCache.Load(k)
+	if !ok {
+		c, _ = m.grpcCache.LoadOrStore(k, m.grpcResponses.WithLabelValues(dir, src, dst, status))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 type requestKey struct {
@@ -93,6 +110,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "meshward_policy_denies_total",
 			Help: "Requests and connections denied (decision deny) or, in audit mode, that would have been (audit-deny), by deciding policy and rule.",
 		}, []string{"policy", "rule", "decision"}),
+		grpcResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshward_grpc_responses_total",
+			Help: "gRPC responses through the sidecar, by direction, caller, callee and grpc-status (0 to 16; other: not one of the codes; none: no grpc-status).",
+		}, []string{"direction", "source", "destination", "grpc_status"}),
 		activeConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meshward_active_connections",
 			Help: "Open connections, by listener.",
@@ -120,6 +141,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.limitRejections, err = register(reg, m.limitRejections); err != nil {
+		return nil, err
+	}
+	if m.grpcResponses, err = register(reg, m.grpcResponses); err != nil {
 		return nil, err
 	}
 	if m.activeConns, err = register(reg, m.activeConns); err != nil {

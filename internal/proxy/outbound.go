@@ -196,7 +196,11 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.isBanned(up.id) {
 		// Pooled connections to it stay unused too: nothing of the
 		// request (credentials included) reaches a banned server.
-		p.m.request(p.self.String(), up.id.String(), protoLabel(r, isGRPC(r)), http.StatusForbidden, "")
+		grpc := isGRPC(r)
+		p.m.request(p.self.String(), up.id.String(), protoLabel(r, grpc), http.StatusForbidden, "")
+		if grpc {
+			p.m.grpcResponse("outbound", p.self.String(), up.id.String(), grpcStatusNone)
+		}
 		httpError(w, http.StatusForbidden, "meshward: upstream "+up.id.String()+" is banned")
 		return
 	}
@@ -222,6 +226,13 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	proto := protoLabel(r, grpc)
 	p.m.request(p.self.String(), up.id.String(), proto, code, "")
+	var gs string
+	var gsAttr slog.Attr // empty: left out of the log line
+	if grpc {
+		gs = grpcStatus(sw.Header()) // after the body: the trailers are in
+		gsAttr = slog.String(observe.KeyGRPCStatus, gs)
+		p.m.grpcResponse("outbound", p.self.String(), up.id.String(), gs)
+	}
 	p.m.duration("outbound", proto).Observe(p.now().Sub(start).Seconds())
 	if p.accessOn(r.Context()) {
 		p.log.LogAttrs(r.Context(), slog.LevelInfo, "outbound request",
@@ -229,11 +240,12 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String(observe.KeyMethod, r.Method),
 			slog.String(observe.KeyPath, r.URL.Path),
 			slog.Int(observe.KeyStatus, code),
+			gsAttr,
 			slog.Duration(observe.KeyDuration, p.now().Sub(start)))
 	}
 	if p.cfg.Observer != nil || span != nil {
 		e := &Event{Time: start, Direction: "outbound", Protocol: proto, Source: p.self.String(), Destination: up.service,
-			Method: strings.Clone(r.Method), Path: strings.Clone(r.URL.Path), Status: code, Duration: p.now().Sub(start)}
+			Method: strings.Clone(r.Method), Path: strings.Clone(r.URL.Path), Status: code, GRPCStatus: gs, Duration: p.now().Sub(start)}
 		p.observe(e)
 		if span != nil {
 			endSpan(span, e)

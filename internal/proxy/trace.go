@@ -46,7 +46,10 @@ func endSpan(span trace.Span, e *Event) {
 		attribute.String("meshward.rule", e.Rule),
 		attribute.Int("http.response.status_code", e.Status),
 	)
-	if e.Status >= 500 || e.Status == 0 {
+	if e.GRPCStatus != "" {
+		span.SetAttributes(attribute.String("meshward.grpc_status", e.GRPCStatus))
+	}
+	if e.Status >= 500 || e.Status == 0 || grpcFailed(e.GRPCStatus) {
 		span.SetStatus(codes.Error, "")
 	}
 	span.End()

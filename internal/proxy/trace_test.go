@@ -4,9 +4,12 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestTracing: a request that carries a traceparent gets a client span in
@@ -71,5 +74,41 @@ func TestTracing(t *testing.T) {
 	}
 	if attrs["meshward.source"] != frontendID || attrs["meshward.decision"] != "allow" || attrs["meshward.destination"] != "catalog" {
 		t.Errorf("server span attributes = %v", attrs)
+	}
+}
+
+// TestTracingGRPCStatus: a gRPC call that fails with HTTP status 200 marks
+// both spans as errors and carries its grpc-status; a successful one does
+// not (Linkerd's classification: grpc-status other than 0 is a failure).
+func TestTracingGRPCStatus(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer func() {
+		if err := tp.Shutdown(t.Context()); err != nil {
+			t.Error(err)
+		}
+	}()
+	m := newMesh(t, meshOpts{appAddr: startGRPCStatusApp(t), appProto: ProtocolGRPC, tracer: tp.Tracer("test")})
+	cc, err := grpc.NewClient(m.front.UpstreamAddr("catalog").String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	for _, svc := range []string{"catalog", "nope"} { // OK, then NotFound (trailers-only)
+		_ = callGRPC(t.Context(), cc, "/grpc.health.v1.Health/Check", svc, false)
+	}
+	m.stop()
+	got := map[string]int{} // "grpc_status error?" -> spans
+	for _, s := range exp.GetSpans() {
+		gs := ""
+		for _, kv := range s.Attributes {
+			if kv.Key == "meshward.grpc_status" {
+				gs = kv.Value.AsString()
+			}
+		}
+		got[gs+" "+s.Status.Code.String()]++
+	}
+	if diff := cmp.Diff(map[string]int{"0 Unset": 2, "5 Error": 2}, got); diff != "" {
+		t.Errorf("spans by grpc_status and status (-want +got):\n%s", diff)
 	}
 }
