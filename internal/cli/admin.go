@@ -2,17 +2,13 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"meshward.dev/meshward/internal/control"
 )
@@ -76,22 +72,4 @@ func (o *adminOptions) rpcErr(err error) error {
 		return fmt.Errorf("refused by the control plane: %s", st.Message())
 	}
 	return errors.New(st.Message())
-}
-
-// writeJSONLine prints v as one line of JSON (for streams of records).
-func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
-
-// writeJSON prints v as indented JSON; proto messages use their field names.
-func writeJSON(w io.Writer, v any) error {
-	if m, ok := v.(proto.Message); ok {
-		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(w, string(b))
-		return err
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

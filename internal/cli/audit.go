@@ -32,7 +32,7 @@ rotations, bans), oldest first.`,
   meshward audit -o json | jq 'select(.action == "request.deny")'`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(o.output, "text", "json"); err != nil {
+			if err := checkOutput(o.output); err != nil {
 				return err
 			}
 			if o.since <= 0 {
@@ -43,7 +43,7 @@ rotations, bans), oldest first.`,
 	}
 	o.admin.addFlags(c)
 	c.Flags().DurationVar(&o.since, "since", time.Hour, "how far back")
-	c.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json (one object per line)")
+	addOutputFlag(c, &o.output)
 	return c
 }
 
@@ -62,7 +62,7 @@ func runAudit(ctx context.Context, o *auditOptions, stdout io.Writer) error {
 		return o.admin.rpcErr(err)
 	}
 	var tw *tabwriter.Writer
-	if o.output != "json" {
+	if o.output == formatText {
 		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "TIME\tACTION\tOUTCOME\tACTOR\tSUBJECT\tDETAIL")
 	}
@@ -78,10 +78,7 @@ func runAudit(ctx context.Context, o *auditOptions, stdout io.Writer) error {
 		for _, e := range page.GetEvents() {
 			n++
 			if tw == nil {
-				if err := writeJSONLine(stdout, map[string]any{
-					"time": time.Unix(0, e.Time).UTC(), "action": e.Action, "actor": e.Actor,
-					"subject": e.Subject, "detail": e.Detail, "outcome": e.Outcome,
-				}); err != nil {
+				if err := writeRecord(stdout, o.output, newAuditView(e)); err != nil {
 					return err
 				}
 				continue

@@ -32,7 +32,7 @@ func newCACmd(_ *globalOptions) *cobra.Command {
   meshward ca show -o json | jq '.certificates[] | {role, not_after}'`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(show.output, "text", "json"); err != nil {
+			if err := checkOutput(show.output); err != nil {
 				return err
 			}
 			return runCAStatus(cmd.Context(), show, cmd.OutOrStdout(), false)
@@ -45,7 +45,7 @@ func newCACmd(_ *globalOptions) *cobra.Command {
 		Example: `  meshward ca rotate --root && watch meshward ca status`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(status.output, "text", "json"); err != nil {
+			if err := checkOutput(status.output); err != nil {
 				return err
 			}
 			return runCAStatus(cmd.Context(), status, cmd.OutOrStdout(), true)
@@ -65,7 +65,7 @@ it with 'meshward ca status'.`,
   meshward ca rotate --root`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(rotate.output, "text", "json"); err != nil {
+			if err := checkOutput(rotate.output); err != nil {
 				return err
 			}
 			return runCARotate(cmd.Context(), rotate, cmd.OutOrStdout())
@@ -73,7 +73,7 @@ it with 'meshward ca status'.`,
 	}
 	for c, o := range map[*cobra.Command]*caOptions{showCmd: show, statusCmd: status, rotateCmd: rotate} {
 		o.admin.addFlags(c)
-		c.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+		addOutputFlag(c, &o.output)
 	}
 	rotateCmd.Flags().BoolVar(&rotate.root, "root", false, "start a staged root rotation instead of rotating the intermediate")
 	cmd.AddCommand(showCmd, statusCmd, rotateCmd)
@@ -87,8 +87,8 @@ func runCAStatus(ctx context.Context, o *caOptions, stdout io.Writer, rotation b
 	if err != nil {
 		return err
 	}
-	if o.output == "json" {
-		return writeJSON(stdout, st)
+	if o.output != formatText {
+		return writeOutput(stdout, o.output, newCAView(st))
 	}
 	printCA(stdout, st, o.now(), rotation)
 	return nil
@@ -101,8 +101,8 @@ func runCARotate(ctx context.Context, o *caOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.output == "json" {
-		return writeJSON(stdout, st)
+	if o.output != formatText {
+		return writeOutput(stdout, o.output, newCAView(st))
 	}
 	if o.root {
 		fmt.Fprintln(stdout, "root rotation started; follow it with: meshward ca status")

@@ -224,9 +224,13 @@ func newControlPlane(ctx context.Context, o *controlOptions, log *slog.Logger) (
 
 // policyChecker compiles a policy set with the same engine the sidecars
 // run, so the control plane never distributes what a sidecar would reject.
+// registryServices names the control plane's list of known services in
+// policy errors; apply adds how to accept a service not deployed yet.
+const registryServices = "the control plane's registry"
+
 func policyChecker(mesh *config.Mesh, td spiffeid.TrustDomain) control.PolicyCheck {
-	return func(files []store.PolicyFile) (string, error) {
-		e, err := policy.Compile(policyFiles(files), policy.Options{Mesh: mesh, TrustDomain: td.Name()})
+	return func(files []store.PolicyFile, known []string) (string, error) {
+		e, err := policy.Compile(policyFiles(files), policy.Options{Mesh: mesh, TrustDomain: td.Name(), Services: known, ServicesFrom: registryServices})
 		if err != nil {
 			return "", err
 		}

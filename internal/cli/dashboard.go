@@ -32,7 +32,7 @@ type dashboardOptions struct {
 }
 
 func (o *dashboardOptions) validate() error {
-	if err := checkOutput(o.output, "text", "json"); err != nil {
+	if err := checkOutput(o.output); err != nil {
 		return err
 	}
 	if o.addr != "" && o.file != "" {
@@ -72,7 +72,7 @@ meshward control).`,
 	f.StringVarP(&o.file, "file", "f", "", "mesh file whose spec.dashboard.listen to open (default ./mesh.yaml if present)")
 	f.StringVar(&o.addr, "addr", "", "dashboard address host:port (default "+defaultDashboard+")")
 	f.BoolVar(&o.noOpen, "no-open", false, "print the URL only; do not start a browser")
-	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(cmd, &o.output)
 	return cmd
 }
 
@@ -126,11 +126,8 @@ func runDashboard(ctx context.Context, o *dashboardOptions, stdout, stderr io.Wr
 			opened = true
 		}
 	}
-	if o.output == "json" {
-		return writeJSONLine(stdout, struct {
-			URL    string `json:"url"`
-			Opened bool   `json:"opened"`
-		}{url, opened})
+	if o.output != formatText {
+		return writeOutput(stdout, o.output, dashboardView{URL: url, Opened: opened})
 	}
 	fmt.Fprintln(stdout, url)
 	return nil

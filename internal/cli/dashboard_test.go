@@ -55,12 +55,13 @@ func TestDashboardCommand(t *testing.T) {
 		{name: "no display: printed only", o: dashboardOptions{addr: addr}, wantOut: "http://" + addr + "/\n"},
 		{name: "no-open", o: dashboardOptions{addr: addr, noOpen: true}, display: true, wantOut: "http://" + addr + "/\n"},
 		{name: "browser fails: URL still printed", o: dashboardOptions{addr: addr}, display: true, openErr: errors.New("no xdg-open"), wantOut: "http://" + addr + "/\n", wantOpen: true},
-		{name: "json", o: dashboardOptions{addr: addr, output: "json"}, display: true, wantOut: `{"url":"http://` + addr + `/","opened":true}` + "\n", wantOpen: true},
+		{name: "json", o: dashboardOptions{addr: addr, output: "json"}, display: true, wantOut: "{\n  \"url\": \"http://" + addr + "/\",\n  \"opened\": true\n}\n", wantOpen: true},
 		{name: "mesh file, wildcard listen", o: dashboardOptions{file: meshFile}, wantOut: "http://127.0.0.1:" + port + "/\n"},
 		{name: "nothing answers", o: dashboardOptions{addr: closed}, display: true, wantErr: "no dashboard answers at http://" + closed + "/", wantCode: exitFindings},
 		{name: "bad addr", o: dashboardOptions{addr: "9900"}, wantErr: "want host:port", wantCode: exitUsage},
 		{name: "addr and file", o: dashboardOptions{addr: addr, file: meshFile}, wantErr: "give one", wantCode: exitUsage},
-		{name: "bad -o", o: dashboardOptions{addr: addr, output: "yaml"}, wantErr: "-o must be one of", wantCode: exitUsage},
+		{name: "yaml", o: dashboardOptions{addr: addr, output: "yaml", noOpen: true}, wantOut: "opened: false\nurl: http://" + addr + "/\n"},
+		{name: "bad -o", o: dashboardOptions{addr: addr, output: "xml"}, wantErr: "-o must be one of", wantCode: exitUsage},
 		{name: "missing mesh file", o: dashboardOptions{file: filepath.Join(dir, "nope.yaml")}, wantErr: "nope.yaml", wantCode: exitUsage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,7 +45,7 @@ func (o *identityFetchOptions) validate() error {
 			return usageErrf("--trust-domain: %v", err)
 		}
 	}
-	return checkOutput(o.output, "text", "json")
+	return checkOutput(o.output)
 }
 
 func newIdentityFetchCmd() *cobra.Command {
@@ -75,7 +75,7 @@ then the intermediate), key.pem (0600) and bundle.pem (trust bundle roots) into
 	c.Flags().StringVar(&o.control, "control", "127.0.0.1:7443", "control plane address")
 	c.Flags().StringVar(&o.trustDomain, "trust-domain", "", "require the control plane to be in this trust domain")
 	c.Flags().StringVar(&o.out, "out", ".", "directory to write svid.pem, key.pem and bundle.pem into")
-	c.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(c, &o.output)
 	return c
 }
 
@@ -116,10 +116,10 @@ func runIdentityFetch(ctx context.Context, o *identityFetchOptions, stdout io.Wr
 		}
 	}
 	leaf := svid.Certificates[0]
-	if o.output == "json" {
-		return writeJSON(stdout, map[string]any{
-			"spiffe_id": svid.ID.String(), "serial": identity.SerialHex(leaf), "not_after": leaf.NotAfter.UTC(),
-			"files": map[string]string{"svid": filepath.Join(o.out, "svid.pem"), "key": filepath.Join(o.out, "key.pem"), "bundle": filepath.Join(o.out, "bundle.pem")},
+	if o.output != formatText {
+		return writeOutput(stdout, o.output, identityFetchView{
+			SpiffeID: svid.ID.String(), Serial: identity.SerialHex(leaf), NotAfter: utcTime(leaf.NotAfter),
+			Files: identityFilesView{SVID: filepath.Join(o.out, "svid.pem"), Key: filepath.Join(o.out, "key.pem"), Bundle: filepath.Join(o.out, "bundle.pem")},
 		})
 	}
 	fmt.Fprintf(stdout, "%s\nserial %s, valid until %s\nwrote %s, %s, %s\n", svid.ID, identity.SerialHex(leaf), leaf.NotAfter.UTC().Format(time.RFC3339),
@@ -143,7 +143,7 @@ func newBanCmd(ban bool) *cobra.Command {
 	c := &cobra.Command{
 		Use: use, Short: short, Example: example, Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(o.output, "text", "json"); err != nil {
+			if err := checkOutput(o.output); err != nil {
 				return err
 			}
 			if _, err := spiffeid.FromString(args[0]); err != nil {
@@ -156,8 +156,9 @@ func newBanCmd(ban bool) *cobra.Command {
 		},
 	}
 	o.admin.addFlags(c)
+	c.ValidArgsFunction = firstArg(completeIdentities(&o.admin, ban))
 	c.Flags().StringVar(&o.reason, "reason", "", "why (recorded in the audit trail)")
-	c.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(c, &o.output)
 	return c
 }
 
@@ -177,8 +178,8 @@ func runBan(ctx context.Context, o *banOptions, ban bool, id string, stdout io.W
 	if err != nil {
 		return o.admin.rpcErr(err)
 	}
-	if o.output == "json" {
-		return writeJSON(stdout, resp)
+	if o.output != formatText {
+		return writeOutput(stdout, o.output, banView{Banned: orEmpty(resp.Banned)})
 	}
 	verb := "banned"
 	if !ban {

@@ -117,14 +117,14 @@ services without a policy. Warnings exit 0, or 1 with --strict.`,
 			if len(args) == 1 {
 				o.src.dir = args[0]
 			}
-			if err := checkOutput(o.output, "text", "json"); err != nil {
+			if err := checkOutput(o.output); err != nil {
 				return err
 			}
 			return runPolicyLint(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	o.src.addFlags(c)
-	c.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(c, &o.output)
 	c.Flags().BoolVar(&o.strict, "strict", false, "exit 1 when there are warnings")
 	return c
 }
@@ -135,11 +135,9 @@ func runPolicyLint(_ context.Context, o *policyLintOptions, stdout, stderr io.Wr
 		return err
 	}
 	ws := policy.Lint(set)
-	if o.output == "json" {
-		if ws == nil {
-			ws = []policy.Warning{}
-		}
-		if err := writeJSON(stdout, map[string]any{"warnings": ws, "policies": len(set.Policies), "policyVersion": e.Version(), "namesChecked": set.Mesh != nil}); err != nil {
+	if o.output != formatText {
+		v := policyLintView{PolicyVersion: e.Version(), Policies: len(set.Policies), NamesChecked: set.Mesh != nil, Warnings: orEmpty(ws)}
+		if err := writeOutput(stdout, o.output, v); err != nil {
 			return err
 		}
 	} else {
@@ -182,7 +180,7 @@ then the rules no case exercised. Exit 1 when a case fails, 2 on invalid input.`
 			if len(args) == 1 {
 				o.src.dir = args[0]
 			}
-			if err := checkOutput(o.output, "text", "json"); err != nil {
+			if err := checkOutput(o.output); err != nil {
 				return err
 			}
 			o.color = isTerminal(cmd.OutOrStdout())
@@ -190,7 +188,7 @@ then the rules no case exercised. Exit 1 when a case fails, 2 on invalid input.`
 		},
 	}
 	o.src.addFlags(c)
-	c.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(c, &o.output)
 	c.Flags().StringVar(&o.junit, "junit", "", "also write JUnit XML to this file, for CI")
 	return c
 }
@@ -216,8 +214,8 @@ func runPolicyTest(_ context.Context, o *policyTestOptions, stdout, stderr io.Wr
 			return fmt.Errorf("write junit: %w", err)
 		}
 	}
-	if o.output == "json" {
-		err = rep.WriteJSON(stdout)
+	if o.output != formatText {
+		err = writeOutput(stdout, o.output, newPolicyTestView(rep))
 	} else {
 		err = rep.WriteText(stdout, o.color)
 	}
@@ -257,14 +255,14 @@ unless --allow-widen.`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.old, o.new = args[0], args[1]
-			if err := checkOutput(o.output, "text", "json"); err != nil {
+			if err := checkOutput(o.output); err != nil {
 				return err
 			}
 			return runPolicyDiff(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	c.Flags().StringVar(&o.mesh, "mesh", "", "mesh.yaml: also consider its services as sources and targets")
-	c.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(c, &o.output)
 	c.Flags().BoolVar(&o.allowWiden, "allow-widen", false, "exit 0 even when access widens")
 	return c
 }
@@ -300,14 +298,12 @@ func runPolicyDiff(ctx context.Context, o *policyDiffOptions, stdout, stderr io.
 			added++
 		}
 	}
-	if o.output == "json" {
-		if changes == nil {
-			changes = []policy.Change{}
-		}
-		err := writeJSON(stdout, map[string]any{
-			"old":     map[string]string{"source": o.old, "version": engines[0].Version()},
-			"new":     map[string]string{"source": o.new, "version": engines[1].Version()},
-			"changes": changes, "widens": widen > 0,
+	if o.output != formatText {
+		err := writeOutput(stdout, o.output, policyDiffView{
+			Old:     policyDiffSideView{Source: o.old, Version: engines[0].Version()},
+			New:     policyDiffSideView{Source: o.new, Version: engines[1].Version()},
+			Widens:  widen > 0,
+			Changes: orEmpty(changes),
 		})
 		if err != nil {
 			return err

@@ -44,7 +44,7 @@ SPIFFE ID and trust domain, and whether it verifies against --bundle).
 Findings use the format and exit codes of 'meshward scan': exit 1 when a
 finding reaches --fail-on, 2 for usage errors. See docs/probe.md for the rules.`,
 		Example: `  # is this sidecar port strict mTLS?
-  meshward probe 127.0.0.1:15001 --bundle .meshward/bundle.pem
+  meshward probe 127.0.0.1:15001 --bundle .meshward/admin/bundle.pem
 
   # also try a valid mesh identity, and print JSON
   meshward probe payments.shop.svc:8443 --client-cert svid.pem --client-key svid.key -o json
@@ -59,7 +59,7 @@ finding reaches --fail-on, 2 for usage errors. See docs/probe.md for the rules.`
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(cmd, &o.output)
 	f.StringVar(&o.failOn, "fail-on", "info", "exit 1 when a finding is at or above this severity (critical, high, medium, low, info) or never (none)")
 	f.DurationVar(&o.timeout, "timeout", probe.DefaultTimeout, "bound on each connect, handshake and read")
 	f.StringVar(&o.bundle, "bundle", "", "PEM file of trust anchors the presented chain must verify against")
@@ -79,7 +79,7 @@ type probeInputs struct {
 
 func (o *probeOptions) validate() (probeInputs, error) {
 	var in probeInputs
-	if err := checkOutput(o.output, "text", "json"); err != nil {
+	if err := checkOutput(o.output); err != nil {
 		return in, err
 	}
 	t, err := probe.ParseTarget(o.target)
@@ -146,8 +146,8 @@ func runProbe(ctx context.Context, o *probeOptions, stdout, stderr io.Writer) er
 	}
 	findings := probe.Evaluate(res)
 	report := probe.NewReport(res, findings)
-	if o.output == "json" {
-		err = probe.WriteJSON(stdout, report)
+	if o.output != formatText {
+		err = writeOutput(stdout, o.output, newProbeView(report))
 	} else {
 		err = probe.WriteText(stdout, report)
 	}

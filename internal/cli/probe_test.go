@@ -184,7 +184,7 @@ func TestProbeJSONShape(t *testing.T) {
 		Endpoint struct {
 			Target string `json:"target"`
 			Chain  []struct {
-				SPIFFEID string `json:"spiffeID"`
+				SPIFFEID string `json:"spiffe_id"`
 			} `json:"chain"`
 			Bundle struct {
 				Verified bool `json:"verified"`

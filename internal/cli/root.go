@@ -5,10 +5,8 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -60,10 +58,12 @@ look for.`,
 		newProbeCmd(g),
 		newUpCmd(g),
 		newStatusCmd(g),
+		newCheckCmd(g),
 		newAuditCmd(g),
 		newTapCmd(g),
 		newDashboardCmd(g),
 		newVersionCmd(),
+		newCompletionCmd(),
 	)
 	for _, c := range newHiddenCmds(g) {
 		root.AddCommand(c)
@@ -106,14 +106,4 @@ func exactArgs(n int) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-// checkOutput validates an -o value against the formats a command supports.
-func checkOutput(got string, allowed ...string) error {
-	for _, a := range allowed {
-		if got == a {
-			return nil
-		}
-	}
-	return usageErr(errors.New("-o must be one of " + strings.Join(allowed, ", ") + ", got " + fmt.Sprintf("%q", got)))
 }

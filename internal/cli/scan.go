@@ -20,7 +20,7 @@ import (
 // scanOptions are the flags of `meshward scan`.
 type scanOptions struct {
 	paths      []string
-	output     string // text | json | sarif
+	output     string // text | json | yaml | sarif
 	failOn     string // severity, or "none"
 	ignoreFile string
 	now        string // hidden: RFC 3339 evaluation time for certificate checks
@@ -34,7 +34,7 @@ type scanOptions struct {
 }
 
 func (o *scanOptions) validate() error {
-	if err := checkOutput(o.output, "text", "json", "sarif"); err != nil {
+	if err := checkOutput(o.output, "sarif"); err != nil {
 		return err
 	}
 	if o.failOn != "none" {
@@ -99,7 +99,7 @@ error or a path that cannot be read.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.output, "output", "o", "text", "output format: text, json or sarif")
+	addOutputFlag(cmd, &o.output, "sarif")
 	f.StringVar(&o.failOn, "fail-on", "info", "exit 1 when a finding is at or above this severity (critical, high, medium, low, info) or never (none)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "list the files skipped as holding nothing the scanner reads")
 	f.StringVar(&o.ignoreFile, "ignore", "", "file of suppressions, one `RULE-ID [Kind/namespace/name]` a line")
@@ -177,8 +177,8 @@ func runScan(ctx context.Context, o *scanOptions, stdout, stderr io.Writer) erro
 	res.Input = input
 	var err error
 	switch o.output {
-	case "json":
-		err = report.JSON(stdout, res)
+	case formatJSON, formatYAML:
+		err = writeJSONAs(stdout, o.output, func(w io.Writer) error { return report.JSON(w, res) })
 	case "sarif":
 		err = report.SARIF(stdout, res, all, "")
 	default:
@@ -217,7 +217,7 @@ func loadCluster(ctx context.Context, kubeconfig, kubeContext string, log *slog.
 }
 
 type scanRulesOptions struct {
-	output string // text | json | markdown
+	output string // text | json | yaml | markdown
 }
 
 func newScanRulesCmd() *cobra.Command {
@@ -230,21 +230,21 @@ func newScanRulesCmd() *cobra.Command {
   meshward scan rules -o markdown > docs/rules.md`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(o.output, "text", "json", "markdown"); err != nil {
+			if err := checkOutput(o.output, "markdown"); err != nil {
 				return err
 			}
 			return runScanRules(o, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json or markdown")
+	addOutputFlag(cmd, &o.output, "markdown")
 	return cmd
 }
 
 func runScanRules(o *scanRulesOptions, stdout io.Writer) error {
 	all := rules.All()
 	switch o.output {
-	case "json":
-		return report.RulesJSON(stdout, all)
+	case formatJSON, formatYAML:
+		return writeJSONAs(stdout, o.output, func(w io.Writer) error { return report.RulesJSON(w, all) })
 	case "markdown":
 		return report.RulesMarkdown(stdout, all)
 	}

@@ -28,14 +28,14 @@ func newStatusCmd(_ *globalOptions) *cobra.Command {
   meshward status -o json | jq '.workloads[] | {spiffe_id, svid_not_after}'`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(o.output, "text", "json"); err != nil {
+			if err := checkOutput(o.output); err != nil {
 				return err
 			}
 			return runStatus(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	o.admin.addFlags(c)
-	c.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(c, &o.output)
 	return c
 }
 
@@ -46,8 +46,8 @@ func runStatus(ctx context.Context, o *statusOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.output == "json" {
-		return writeJSON(stdout, st)
+	if o.output != formatText {
+		return writeOutput(stdout, o.output, newStatusView(st))
 	}
 	now := o.now()
 	fmt.Fprintf(stdout, "control plane: healthy, trust domain %s, up %s\n", st.TrustDomain, now.Sub(time.Unix(st.StartedAt, 0)).Round(time.Second))

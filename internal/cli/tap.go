@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,14 +34,17 @@ func newTapCmd(_ *globalOptions) *cobra.Command {
 		Short: "Watch live requests through a service's sidecars",
 		Long: `Stream every request and connection that SERVICE's sidecars handle, inbound
 (who called it, and what policy decided) and outbound (what it called): source,
-destination, method, path, status, latency, decision and rule. Bodies are never
-shown. Stops on Ctrl-C, or after --max events.`,
+destination, method, path, status, latency, decision and rule. A gRPC call's
+status is the HTTP status and its grpc-status, the call's real outcome:
+200/0 succeeded, 200/5 failed with NOT_FOUND (other: not a gRPC code; none:
+no grpc-status). Bodies are never shown. Stops on Ctrl-C, or after --max
+events.`,
 		Example: `  meshward tap payments
   meshward tap payments --decision deny -o json
   meshward tap catalog --source frontend --path /products`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(o.output, "text", "json"); err != nil {
+			if err := checkOutput(o.output); err != nil {
 				return err
 			}
 			switch o.decision {
@@ -52,11 +56,12 @@ shown. Stops on Ctrl-C, or after --max events.`,
 		},
 	}
 	o.admin.addFlags(c)
+	c.ValidArgsFunction = firstArg(completeServices(&o.admin))
 	c.Flags().StringVar(&o.source, "source", "", "only callers whose identity contains this")
 	c.Flags().StringVar(&o.path, "path", "", "only paths with this prefix")
 	c.Flags().StringVar(&o.decision, "decision", "", "only this decision: allow, deny or audit-deny")
 	c.Flags().IntVar(&o.max, "max", 0, "stop after this many events (0: run until Ctrl-C)")
-	c.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json (one event per line)")
+	addOutputFlag(c, &o.output)
 	return c
 }
 
@@ -98,18 +103,18 @@ func runTap(ctx context.Context, o *tapOptions, service string, stdout io.Writer
 		}()
 	}
 	go func() { wg.Wait(); close(events) }()
-	if o.output == "text" {
+	if o.output == formatText {
 		fmt.Fprintf(stdout, "%-12s %-8s %-42s %-10s %-7s %-28s %-6s %-9s %-11s %s\n", "TIME", "DIR", "SOURCE", "DEST", "METHOD", "PATH", "STATUS", "LATENCY", "DECISION", "RULE")
 	}
 	n := 0
 	for e := range events {
-		if o.output == "json" {
-			if err := writeJSONLine(stdout, e); err != nil {
+		if o.output != formatText {
+			if err := writeRecord(stdout, o.output, newTapView(e)); err != nil {
 				return err
 			}
 		} else {
-			fmt.Fprintf(stdout, "%-12s %-8s %-42s %-10s %-7s %-28s %-6d %-9s %-11s %s\n", e.Time.Format("15:04:05.000"), e.Direction, e.Source, e.Destination,
-				orDash(e.Method), orDash(e.Path), e.Status, e.Duration.Round(10*time.Microsecond), orDash(e.Decision), e.Rule)
+			fmt.Fprintf(stdout, "%-12s %-8s %-42s %-10s %-7s %-28s %-6s %-9s %-11s %s\n", e.Time.Format("15:04:05.000"), e.Direction, e.Source, e.Destination,
+				orDash(e.Method), orDash(e.Path), tapStatus(e), e.Duration.Round(10*time.Microsecond), orDash(e.Decision), e.Rule)
 		}
 		n++
 		if o.max > 0 && n >= o.max {
@@ -148,6 +153,16 @@ func streamTap(ctx context.Context, u string, out chan<- *proxy.Event) error {
 		}
 	}
 	return sc.Err()
+}
+
+// tapStatus is the STATUS column: the HTTP status, and for gRPC the
+// grpc-status after a slash (200/5).
+func tapStatus(e *proxy.Event) string {
+	s := strconv.Itoa(e.Status)
+	if e.GRPCStatus != "" {
+		s += "/" + e.GRPCStatus
+	}
+	return s
 }
 
 func orDash(s string) string {

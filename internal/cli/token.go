@@ -27,7 +27,7 @@ func (o *tokenCreateOptions) validate() error {
 	if o.ttl <= 0 {
 		return usageErrf("--ttl must be positive")
 	}
-	return checkOutput(o.output, "text", "json")
+	return checkOutput(o.output)
 }
 
 func newTokenCmd(_ *globalOptions) *cobra.Command {
@@ -55,7 +55,10 @@ workload can authenticate the control plane before it has a trust bundle.`,
 	create.Flags().StringVar(&o.service, "service", "", "service the token is for (required)")
 	create.Flags().StringVar(&o.namespace, "namespace", "default", "namespace of the service")
 	create.Flags().DurationVar(&o.ttl, "ttl", 15*time.Minute, "how long the token may be used (max 24h)")
-	create.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(create, &o.output)
+	_ = create.RegisterFlagCompletionFunc("service", completeServices(&o.admin))
+	_ = create.RegisterFlagCompletionFunc("namespace", completeNamespaces(&o.admin))
+	create.ValidArgsFunction = cobra.NoFileCompletions
 	cmd.AddCommand(create)
 	return cmd
 }
@@ -67,8 +70,8 @@ func runTokenCreate(ctx context.Context, o *tokenCreateOptions, stdout io.Writer
 	if err != nil {
 		return err
 	}
-	if o.output == "json" {
-		return writeJSON(stdout, map[string]any{"token": resp.Token, "spiffe_id": resp.SpiffeId, "expires_at": time.Unix(resp.ExpiresAt, 0).UTC()})
+	if o.output != formatText {
+		return writeOutput(stdout, o.output, tokenView{Token: resp.Token, SpiffeID: resp.SpiffeId, ExpiresAt: unixTime(resp.ExpiresAt)})
 	}
 	_, err = fmt.Fprintln(stdout, resp.Token)
 	return err

@@ -298,7 +298,7 @@ func applyMeshPolicies(ctx context.Context, admin *control.AdminClient, mesh *co
 	if st.Policy != nil && st.Policy.Version == e.Version() {
 		return st.Policy.Revision, nil
 	}
-	req := &apiv1.ApplyPolicyRequest{GitCommit: gitCommit(ctx, dir)}
+	req := &apiv1.ApplyPolicyRequest{GitCommit: gitCommit(ctx, dir, files)}
 	for _, f := range files {
 		req.Files = append(req.Files, &apiv1.PolicyFile{Name: f.Name, Content: f.Data})
 	}

@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"meshward.dev/meshward/internal/policy"
 )
@@ -88,27 +87,19 @@ func newVersionCmd() *cobra.Command {
   meshward --version`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, "text", "json", "yaml"); err != nil {
+			if err := checkOutput(output); err != nil {
 				return err
 			}
 			return writeVersion(cmd.OutOrStdout(), readBuildInfo(), output)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 
 func writeVersion(w io.Writer, b buildInfo, output string) error {
-	switch output {
-	case "json":
-		return writeJSON(w, b)
-	case "yaml":
-		out, err := yaml.Marshal(b)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(out)
-		return err
+	if output != formatText {
+		return writeOutput(w, output, b)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "%s\n\nbuilt-in defaults (what a mesh gets with no configuration):\n", b.short())

@@ -69,7 +69,7 @@ func ParseFile(name string, data []byte) ([]*Document, error) {
 			break
 		}
 		if err != nil {
-			errs = append(errs, yamlError(name, err))
+			errs = append(errs, yamlError(name, data, err))
 			break // the decoder cannot resynchronize after a syntax error
 		}
 		if len(root.Content) == 0 {
@@ -98,18 +98,66 @@ func ParseFile(name string, data []byte) ([]*Document, error) {
 	return docs, errs.Err()
 }
 
-func yamlError(file string, err error) *Error {
+func yamlError(file string, data []byte, err error) *Error {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		if strings.HasPrefix(m[2], "did not find expected") {
-			// yaml.v3 reports parser errors at the 0-based line of the
-			// collection being parsed; make it 1-based like the others.
+			// yaml.v3 reports these parser errors at the 0-based line of
+			// the collection being parsed, not at the line that broke it
+			// (an indentation slip on line 26 showed as line 11).
 			line++
+			// In a block collection the line that broke is later (an
+			// unclosed flow collection `{a: b` is best shown where it
+			// opens, so those keep the reported line).
+			block := m[2] == "did not find expected '-' indicator" || m[2] == "did not find expected key"
+			if block {
+				if at := problemLine(data, line, m[2]); at > line {
+					return &Error{File: file, Line: at, Msg: fmt.Sprintf("invalid YAML: %s (check the indentation; the block starts at line %d)", m[2], line)}
+				}
+			}
 		}
 		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2]}
 	}
 	return &Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// problemLine's bounds: it parses one prefix per line, on the error path
+// only, for files of ordinary size.
+const (
+	maxProblemSearch = 2000
+	maxProblemBytes  = 256 << 10
+)
+
+// problemLine finds the line a parser error really comes from: the first
+// line after from such that the file cut after it fails with the same
+// message. The cut before that line parses (or fails otherwise), so the
+// line is where the structure broke. 0 when not found within the bound.
+func problemLine(data []byte, from int, msg string) int {
+	if len(data) > maxProblemBytes {
+		return 0
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for n := from + 1; n <= len(lines) && n <= from+maxProblemSearch; n++ {
+		if e := firstYAMLError(bytes.Join(lines[:n], nil)); e != nil && strings.HasSuffix(e.Error(), msg) {
+			return n
+		}
+	}
+	return 0
+}
+
+// firstYAMLError is the first syntax error in data's documents, or nil.
+func firstYAMLError(data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		if err := dec.Decode(&n); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 func (d *Document) validateEnvelope() ErrorList {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -223,24 +224,94 @@ func (s *Server) ApplyPolicy(ctx context.Context, req *apiv1.ApplyPolicyRequest)
 	for _, f := range req.GetFiles() {
 		files = append(files, store.PolicyFile{Name: f.GetName(), Content: f.GetContent()})
 	}
-	return s.savePolicy(ctx, actor, files, req.GetGitCommit(), "")
+	var known []string
+	if !req.GetAllowUnknownServices() {
+		if known, err = s.knownServices(ctx); err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+	}
+	return s.savePolicy(ctx, actor, policyChange{
+		files: files, commit: req.GetGitCommit(), message: req.GetMessage(), known: known, dryRun: req.GetDryRun(),
+	})
 }
 
-func (s *Server) savePolicy(ctx context.Context, actor spiffeid.ID, files []store.PolicyFile, commit, note string) (*apiv1.PolicyVersion, error) {
-	version, err := s.cfg.CheckPolicy(files)
+// policyChange is one apply or rollback: what to store and how.
+type policyChange struct {
+	files   []store.PolicyFile
+	commit  string
+	note    string // set by the control plane (rollback)
+	message string // the applier's why
+	known   []string
+	dryRun  bool
+}
+
+// knownServices is every service the control plane has issued an identity
+// to or that has a sidecar connected, as "namespace/name"; nil when there
+// is none yet (a new control plane cannot tell a typo from a service to
+// come, so it checks nothing).
+func (s *Server) knownServices(ctx context.Context) ([]string, error) {
+	certs, err := s.cfg.Store.IssuedCerts(ctx)
 	if err != nil {
-		s.audit(ctx, "policy.apply", actor.String(), "", err.Error(), "refused")
+		return nil, err
+	}
+	seen := map[string]bool{}
+	add := func(raw string) {
+		if id, err := spiffeid.FromString(raw); err == nil && id.MemberOf(s.cfg.TrustDomain) {
+			if ns, svc, ok := identity.ParseServiceID(id); ok {
+				seen[ns+"/"+svc] = true
+			}
+		}
+	}
+	for _, c := range certs {
+		add(c.SPIFFEID)
+	}
+	for _, w := range s.hub.workloads() {
+		add(w.GetSpiffeId())
+	}
+	if len(seen) == 0 {
+		return nil, nil
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
+}
+
+func (s *Server) savePolicy(ctx context.Context, actor spiffeid.ID, c policyChange) (*apiv1.PolicyVersion, error) {
+	version, err := s.cfg.CheckPolicy(c.files, c.known)
+	if err != nil {
+		if !c.dryRun {
+			s.audit(ctx, "policy.apply", actor.String(), "", err.Error(), "refused")
+		}
 		return nil, status.Errorf(codes.InvalidArgument, "policy rejected, the running policy stays in force:\n%v", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pv, err := s.cfg.Store.SavePolicy(ctx, store.PolicyVersion{Version: version, AppliedAt: s.cfg.Now(), AppliedBy: actor.String(), GitCommit: commit, Note: note, Files: files})
+	versions, err := s.cfg.Store.PolicyVersions(ctx)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
+	// The content hash is a version's identity: the same content again is
+	// not a new revision (whatever commit or message came with it).
+	if n := len(versions); n > 0 && versions[n-1].Version == version {
+		v := versionMessage(versions[n-1])
+		v.Unchanged = true
+		return v, nil
+	}
+	pv := store.PolicyVersion{Version: version, AppliedAt: s.cfg.Now(), AppliedBy: actor.String(), GitCommit: c.commit, Note: c.note, Message: c.message, Files: c.files}
+	if c.dryRun {
+		pv.Revision = 1 // what the store would number it
+		if n := len(versions); n > 0 {
+			pv.Revision = versions[n-1].Revision + 1
+		}
+		return versionMessage(pv), nil
+	}
+	if pv, err = s.cfg.Store.SavePolicy(ctx, pv); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
 	detail := fmt.Sprintf("revision %d version %s", pv.Revision, version)
-	if note != "" {
-		detail += " (" + note + ")"
+	if c.note != "" {
+		detail += " (" + c.note + ")"
+	}
+	if c.message != "" {
+		detail += ": " + c.message
 	}
 	s.audit(ctx, "policy.apply", actor.String(), version, detail, "ok")
 	s.hub.update(func(m *meshState) { m.policy = policyMessage(pv) })
@@ -276,8 +347,35 @@ func (s *Server) RollbackPolicy(ctx context.Context, req *apiv1.RollbackPolicyRe
 	}
 	for _, v := range versions {
 		if v.Revision == req.GetRevision() {
-			return s.savePolicy(ctx, actor, v.Files, v.GitCommit, fmt.Sprintf("rollback to revision %d", v.Revision))
+			// A rollback restores what was in force then: the names it used
+			// were valid, so they are not checked against today's registry.
+			return s.savePolicy(ctx, actor, policyChange{files: v.Files, commit: v.GitCommit, note: fmt.Sprintf("rollback to revision %d", v.Revision)})
 		}
+	}
+	return nil, status.Errorf(codes.NotFound, "no policy revision %d (see meshward policy history)", req.GetRevision())
+}
+
+// PolicyRevision implements apiv1.ControlServer.
+func (s *Server) PolicyRevision(ctx context.Context, req *apiv1.PolicyRevisionRequest) (*apiv1.PolicyRevisionResponse, error) {
+	if _, err := s.requireAdmin(ctx, "policy.history"); err != nil {
+		return nil, err
+	}
+	versions, err := s.cfg.Store.PolicyVersions(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	for i := len(versions) - 1; i >= 0; i-- {
+		v := versions[i]
+		if req.GetRevision() == 0 || v.Revision == req.GetRevision() {
+			resp := &apiv1.PolicyRevisionResponse{Version: versionMessage(v)}
+			for _, f := range v.Files {
+				resp.Files = append(resp.Files, &apiv1.PolicyFile{Name: f.Name, Content: f.Content})
+			}
+			return resp, nil
+		}
+	}
+	if req.GetRevision() == 0 {
+		return nil, status.Error(codes.NotFound, "no policy applied yet")
 	}
 	return nil, status.Errorf(codes.NotFound, "no policy revision %d (see meshward policy history)", req.GetRevision())
 }
@@ -352,7 +450,7 @@ func fileCount(n int) int32 {
 }
 
 func versionMessage(v store.PolicyVersion) *apiv1.PolicyVersion {
-	return &apiv1.PolicyVersion{Revision: v.Revision, Version: v.Version, AppliedAt: v.AppliedAt.Unix(), AppliedBy: v.AppliedBy, GitCommit: v.GitCommit, Files: fileCount(len(v.Files)), Note: v.Note}
+	return &apiv1.PolicyVersion{Revision: v.Revision, Version: v.Version, AppliedAt: v.AppliedAt.Unix(), AppliedBy: v.AppliedBy, GitCommit: v.GitCommit, Files: fileCount(len(v.Files)), Note: v.Note, Message: v.Message}
 }
 
 // Status is the mesh status for in-process readers (the dashboard): the

@@ -77,6 +77,7 @@ func (s *Server) issue(ctx context.Context, csr []byte, id spiffeid.ID, actor st
 		kind = "bootstrap"
 	}
 	s.m.certsIssued.WithLabelValues(kind).Inc()
+	s.chains.remember(chain, s.cfg.Now())
 	s.log.Debug("issued svid", observe.KeySPIFFEID, id.String(), observe.KeySerial, identity.SerialHex(chain[0]), observe.KeyNotAfter, chain[0].NotAfter)
 	resp := &apiv1.SVIDResponse{SpiffeId: id.String()}
 	for _, c := range chain {
@@ -221,7 +222,8 @@ func toStatus(err error) error {
 	case errors.Is(err, attest.ErrBadToken), errors.Is(err, ca.ErrBadCSR):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, store.ErrTokenUsed), errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUnknown):
-		return status.Error(codes.Unauthenticated, err.Error())
+		// The sidecar's operator reads this: say what to do next.
+		return status.Error(codes.Unauthenticated, err.Error()+"; a join token works once and expires: mint a new one with `meshward token create --service NAME`")
 	case errors.Is(err, errBanned):
 		return status.Error(codes.PermissionDenied, err.Error())
 	}

@@ -53,7 +53,7 @@ type envOpts struct {
 	logger                                 *slog.Logger
 }
 
-func hashPolicy(files []store.PolicyFile) (string, error) {
+func hashPolicy(files []store.PolicyFile, _ []string) (string, error) {
 	h := sha256.New()
 	for _, f := range files {
 		h.Write([]byte(f.Name))
@@ -251,6 +251,9 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("first use: %v", err)
 			}
 			_, err := noCert.Bootstrap(ctx, &apiv1.BootstrapRequest{Token: tok, Csr: csr(t, p256(t), "")})
+			if msg := status.Convert(err).Message(); !strings.Contains(msg, "already used") || !strings.Contains(msg, "meshward token create") {
+				t.Errorf("a replayed token's refusal %q does not say to mint a new one", msg)
+			}
 			return err
 		}, codes.Unauthenticated},
 		{"expired token", func() error {

@@ -29,8 +29,12 @@ import (
 )
 
 // PolicyCheck compiles a policy set the way sidecars will, and returns its
-// version (content hash); an error rejects the whole set.
-type PolicyCheck func(files []store.PolicyFile) (version string, err error)
+// version (content hash); an error rejects the whole set. known, when not
+// nil, is every service ("namespace/name") the control plane has issued an
+// identity to or has connected: a target or source outside it is an error
+// (a typo that would break traffic). A check that knows the mesh's own
+// list of services (under `meshward up`) uses that list instead.
+type PolicyCheck func(files []store.PolicyFile, known []string) (version string, err error)
 
 // Config configures the control plane.
 type Config struct {
@@ -98,6 +102,7 @@ type Server struct {
 	m        *metrics
 	refusals rateWindow   // bounds audit writes for refused bootstraps
 	reports  reportBounds // bounds what workload reports write (reports.go)
+	chains   chainLog     // workload chains issued or seen, for MeshCheck (check.go)
 	pruned   time.Time    // last audit pruning
 	mu       sync.Mutex   // guards policy and bans writes
 	advanceC chan struct{}
@@ -280,8 +285,12 @@ func (s *Server) tlsConfig() *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return nil
 			}
-			_, _, err := x509svid.Verify(cs.PeerCertificates, s.bundleSource(), x509svid.WithTime(s.cfg.Now()))
-			return err
+			now := s.cfg.Now()
+			if _, _, err := x509svid.Verify(cs.PeerCertificates, s.bundleSource(), x509svid.WithTime(now)); err != nil {
+				return err
+			}
+			s.chains.remember(cs.PeerCertificates, now)
+			return nil
 		},
 		NextProtos: []string{"h2"},
 	}

@@ -38,7 +38,7 @@ metadata: {name: shop}
 spec:
   trustDomain: shop.local
   control: {listen: "127.0.0.1:%d"}
-  dashboard: {listen: ""}
+  dashboard: {listen: "127.0.0.1:%d"}
   services:
     - name: web
       port: %d
@@ -47,7 +47,7 @@ spec:
     - name: api
       port: %d
       command: [sleep, "60"]
-`, free(), free(), busy1, busy2)
+`, free(), free(), free(), busy1, busy2)
 	mesh, err := config.ParseMesh("mesh.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)

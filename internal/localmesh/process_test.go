@@ -5,11 +5,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"meshward.dev/meshward/internal/config"
 )
 
 // An app that exits at start is given up on after maxCrashes runs, and
@@ -88,5 +92,28 @@ func TestWaitAppNamesTheExitOfAGivenUpApp(t *testing.T) {
 	want := "catalog is not running: it exited (exit code 3) 2 times in a row and was given up on"
 	if !strings.HasPrefix(got, want) {
 		t.Fatalf("waitApp = %q, want it to start with %q", got, want)
+	}
+}
+
+// An app runs in the directory of its mesh.yaml, so a relative command
+// (./bin/app) and relative files it opens resolve there, wherever up was
+// started (docs/configuration.md, `command`).
+func TestAppRunsInTheMeshFilesDirectory(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\npwd\n"
+	if err := os.WriteFile(filepath.Join(dir, "app.sh"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := &Supervisor{cfg: Config{Mesh: &config.Mesh{File: filepath.Join(dir, "mesh.yaml"), TrustDomain: "shop.local"}}}
+	cmd, err := s.appCmd(context.Background(), &Service{Name: "app", Namespace: "default"}, config.Service{Name: "app", Command: []string{"./app.sh"}, Port: 8080}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.Output() // run from the test's own directory
+	if err != nil {
+		t.Fatalf("./app.sh did not resolve against the mesh file's directory: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != dir {
+		t.Fatalf("app ran in %s, want %s", got, dir)
 	}
 }

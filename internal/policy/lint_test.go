@@ -14,20 +14,22 @@ import (
 
 func TestLint(t *testing.T) {
 	t.Parallel()
-	mesh, err := config.LoadMesh("../../examples/demo/mesh.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name string
 		dir  string
+		mesh string
 	}{
-		{"demo", "../../examples/demo/policies"},
-		{"warnings", "testdata/TestLint/warnings"},
+		{"demo", "../../examples/demo/policies", "../../examples/demo/mesh.yaml"},
+		{"warnings", "testdata/TestLint/warnings", "../../examples/demo/mesh.yaml"},
+		{"tcp", "testdata/TestLint/tcp", "../../examples/tcp-echo/mesh.yaml"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			mesh, err := config.LoadMesh(tc.mesh)
+			if err != nil {
+				t.Fatal(err)
+			}
 			files, err := ReadDir(tc.dir)
 			if err != nil {
 				t.Fatal(err)

@@ -31,6 +31,13 @@ type Options struct {
 	// are for (the control plane's, or a sidecar's own): a MeshConfig must
 	// agree with it, and without a MeshConfig it is the default.
 	TrustDomain string
+	// Services, when Mesh is not set, are the services that exist
+	// ("namespace/name", such as the control plane's registry): targets and
+	// sources must be among them. nil checks no names.
+	Services []string
+	// ServicesFrom names where Services came from, for error messages
+	// ("the control plane's registry").
+	ServicesFrom string
 }
 
 // Set is a parsed and validated policies directory.
@@ -46,6 +53,7 @@ type Set struct {
 	now         func() time.Time
 	conds       map[string]*condition // compiled `when`s by source text
 	trustDomain string                // Options.TrustDomain
+	services    *serviceNames         // the known services; nil: unchecked
 }
 
 // meshTrustDomain is the trust domain the policies must be for, if known.
@@ -137,7 +145,7 @@ func Compile(files []File, opts Options) (*Engine, error) {
 // Parse decodes and validates files without compiling them into an Engine.
 // The error is a config.ErrorList.
 func Parse(files []File, opts Options) (*Set, error) {
-	s := &Set{Mesh: opts.Mesh, now: opts.Now, trustDomain: opts.TrustDomain}
+	s := &Set{Mesh: opts.Mesh, now: opts.Now, trustDomain: opts.TrustDomain, services: knownServices(opts)}
 	if s.now == nil {
 		s.now = time.Now
 	}

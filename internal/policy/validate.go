@@ -93,10 +93,8 @@ func (s *Set) parseAccessPolicy(d *config.Document) (*AccessPolicy, config.Error
 		add("spec.target", "is required: the service this policy protects")
 	case config.ValidName(t) != nil:
 		add("spec.target", "%v", config.ValidName(t))
-	case s.Mesh != nil:
-		if svc, ok := s.Mesh.Service(t); !ok || svc.Namespace != p.Namespace {
-			add("spec.target", "%s/%s is not a service of mesh %q (%s)", p.Namespace, t, s.Mesh.Name, meshServices(s.Mesh))
-		}
+	case s.services != nil && !s.services.has(p.Namespace, t):
+		add("spec.target", "%s", s.services.unknown(p.Namespace, t))
 	}
 	if p.Spec.Mode != ModeEnforce && p.Spec.Mode != ModeAudit {
 		add("spec.mode", "%q is not one of enforce, audit", p.Spec.Mode)
@@ -120,7 +118,7 @@ func (s *Set) parseAccessPolicy(d *config.Document) (*AccessPolicy, config.Error
 			add(f+".from", "is required: list the callers ({service: S}, {identity: spiffe://...} or {namespace: N}; {namespace: \"*\"} is any workload)")
 		}
 		for j, src := range r.From {
-			errs = append(errs, s.checkSource(d, fmt.Sprintf("%s.from[%d]", f, j), src)...)
+			errs = append(errs, s.checkSource(d, fmt.Sprintf("%s.from[%d]", f, j), p.Namespace, src)...)
 		}
 		for j := range r.To {
 			errs = append(errs, checkOperation(d, fmt.Sprintf("%s.to[%d]", f, j), &r.To[j])...)
@@ -138,15 +136,7 @@ func (s *Set) parseAccessPolicy(d *config.Document) (*AccessPolicy, config.Error
 	return p, nil
 }
 
-func meshServices(m *config.Mesh) string {
-	var names []string
-	for _, s := range m.Services {
-		names = append(names, s.Namespace+"/"+s.Name)
-	}
-	return "services: " + strings.Join(names, ", ")
-}
-
-func (s *Set) checkSource(d *config.Document, f string, src Source) config.ErrorList {
+func (s *Set) checkSource(d *config.Document, f, namespace string, src Source) config.ErrorList {
 	var errs config.ErrorList
 	add := func(field, format string, args ...any) { errs = append(errs, d.Errorf(field, format, args...)) }
 	set := 0
@@ -163,6 +153,8 @@ func (s *Set) checkSource(d *config.Document, f string, src Source) config.Error
 	case src.Service != "":
 		if err := config.ValidName(src.Service); err != nil {
 			add(f+".service", "%v", err)
+		} else if s.services != nil && !s.services.has(namespace, src.Service) {
+			add(f+".service", "%s", s.services.unknown(namespace, src.Service))
 		}
 	case src.Identity != "":
 		id, err := spiffeid.FromString(src.Identity)

@@ -113,5 +113,6 @@ type PolicyVersion struct {
 	AppliedBy string       `json:"applied_by"`
 	GitCommit string       `json:"git_commit,omitempty"`
 	Note      string       `json:"note,omitempty"`
+	Message   string       `json:"message,omitempty"` // the applier's why (--message)
 	Files     []PolicyFile `json:"files"`
 }

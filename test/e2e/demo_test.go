@@ -19,7 +19,7 @@ const frontend = "http://127.0.0.1:8080"
 
 type status struct {
 	Policy struct {
-		Revision string `json:"revision"`
+		Revision int64  `json:"revision"`
 		Version  string `json:"version"`
 	} `json:"policy"`
 	Workloads []struct {

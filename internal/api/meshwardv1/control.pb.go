@@ -1346,11 +1346,19 @@ func (x *BanResponse) GetBanned() []string {
 }
 
 type ApplyPolicyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Files         []*PolicyFile          `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
-	GitCommit     string                 `protobuf:"bytes,2,opt,name=git_commit,json=gitCommit,proto3" json:"git_commit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Files     []*PolicyFile          `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	GitCommit string                 `protobuf:"bytes,2,opt,name=git_commit,json=gitCommit,proto3" json:"git_commit,omitempty"`
+	// message says why, recorded in history and the audit trail.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// dry_run validates as an apply would (the registry's services
+	// included) and returns the version it would make, storing nothing.
+	DryRun bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// allow_unknown_services accepts targets and sources the control plane
+	// has never issued an identity to (services not deployed yet).
+	AllowUnknownServices bool `protobuf:"varint,5,opt,name=allow_unknown_services,json=allowUnknownServices,proto3" json:"allow_unknown_services,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ApplyPolicyRequest) Reset() {
@@ -1397,15 +1405,40 @@ func (x *ApplyPolicyRequest) GetGitCommit() string {
 	return ""
 }
 
+func (x *ApplyPolicyRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ApplyPolicyRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ApplyPolicyRequest) GetAllowUnknownServices() bool {
+	if x != nil {
+		return x.AllowUnknownServices
+	}
+	return false
+}
+
 type PolicyVersion struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Revision      int64                  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	AppliedAt     int64                  `protobuf:"varint,3,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
-	AppliedBy     string                 `protobuf:"bytes,4,opt,name=applied_by,json=appliedBy,proto3" json:"applied_by,omitempty"`
-	GitCommit     string                 `protobuf:"bytes,5,opt,name=git_commit,json=gitCommit,proto3" json:"git_commit,omitempty"`
-	Files         int32                  `protobuf:"varint,6,opt,name=files,proto3" json:"files,omitempty"`
-	Note          string                 `protobuf:"bytes,7,opt,name=note,proto3" json:"note,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Revision  int64                  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	Version   string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	AppliedAt int64                  `protobuf:"varint,3,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
+	AppliedBy string                 `protobuf:"bytes,4,opt,name=applied_by,json=appliedBy,proto3" json:"applied_by,omitempty"`
+	GitCommit string                 `protobuf:"bytes,5,opt,name=git_commit,json=gitCommit,proto3" json:"git_commit,omitempty"`
+	Files     int32                  `protobuf:"varint,6,opt,name=files,proto3" json:"files,omitempty"`
+	Note      string                 `protobuf:"bytes,7,opt,name=note,proto3" json:"note,omitempty"`
+	// unchanged: the applied content is the latest revision's (same
+	// version), so no revision was made; revision is that one.
+	Unchanged     bool   `protobuf:"varint,8,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	Message       string `protobuf:"bytes,9,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1485,6 +1518,20 @@ func (x *PolicyVersion) GetFiles() int32 {
 func (x *PolicyVersion) GetNote() string {
 	if x != nil {
 		return x.Note
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetUnchanged() bool {
+	if x != nil {
+		return x.Unchanged
+	}
+	return false
+}
+
+func (x *PolicyVersion) GetMessage() string {
+	if x != nil {
+		return x.Message
 	}
 	return ""
 }
@@ -1613,6 +1660,102 @@ func (x *RollbackPolicyRequest) GetRevision() int64 {
 	return 0
 }
 
+type PolicyRevisionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revision      int64                  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRevisionRequest) Reset() {
+	*x = PolicyRevisionRequest{}
+	mi := &file_control_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRevisionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRevisionRequest) ProtoMessage() {}
+
+func (x *PolicyRevisionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRevisionRequest.ProtoReflect.Descriptor instead.
+func (*PolicyRevisionRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PolicyRevisionRequest) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type PolicyRevisionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       *PolicyVersion         `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Files         []*PolicyFile          `protobuf:"bytes,2,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRevisionResponse) Reset() {
+	*x = PolicyRevisionResponse{}
+	mi := &file_control_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRevisionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRevisionResponse) ProtoMessage() {}
+
+func (x *PolicyRevisionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRevisionResponse.ProtoReflect.Descriptor instead.
+func (*PolicyRevisionResponse) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PolicyRevisionResponse) GetVersion() *PolicyVersion {
+	if x != nil {
+		return x.Version
+	}
+	return nil
+}
+
+func (x *PolicyRevisionResponse) GetFiles() []*PolicyFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 type MeshStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1621,7 +1764,7 @@ type MeshStatusRequest struct {
 
 func (x *MeshStatusRequest) Reset() {
 	*x = MeshStatusRequest{}
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1776,7 @@ func (x *MeshStatusRequest) String() string {
 func (*MeshStatusRequest) ProtoMessage() {}
 
 func (x *MeshStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +1789,7 @@ func (x *MeshStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshStatusRequest.ProtoReflect.Descriptor instead.
 func (*MeshStatusRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{24}
+	return file_control_proto_rawDescGZIP(), []int{26}
 }
 
 type WorkloadStatus struct {
@@ -1672,7 +1815,7 @@ type WorkloadStatus struct {
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1827,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1840,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{25}
+	return file_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WorkloadStatus) GetSpiffeId() string {
@@ -1819,7 +1962,7 @@ type MeshStatusResponse struct {
 
 func (x *MeshStatusResponse) Reset() {
 	*x = MeshStatusResponse{}
-	mi := &file_control_proto_msgTypes[26]
+	mi := &file_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1974,7 @@ func (x *MeshStatusResponse) String() string {
 func (*MeshStatusResponse) ProtoMessage() {}
 
 func (x *MeshStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[26]
+	mi := &file_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1987,7 @@ func (x *MeshStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshStatusResponse.ProtoReflect.Descriptor instead.
 func (*MeshStatusResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{26}
+	return file_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MeshStatusResponse) GetTrustDomain() string {
@@ -1898,7 +2041,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_control_proto_msgTypes[27]
+	mi := &file_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2053,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[27]
+	mi := &file_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2066,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{27}
+	return file_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AuditRequest) GetSince() int64 {
@@ -1947,7 +2090,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_control_proto_msgTypes[28]
+	mi := &file_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2102,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[28]
+	mi := &file_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2115,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{28}
+	return file_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AuditEvent) GetTime() int64 {
@@ -2026,7 +2169,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_control_proto_msgTypes[29]
+	mi := &file_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2181,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[29]
+	mi := &file_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,12 +2194,170 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{29}
+	return file_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AuditResponse) GetEvents() []*AuditEvent {
 	if x != nil {
 		return x.Events
+	}
+	return nil
+}
+
+type MeshCheckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeshCheckRequest) Reset() {
+	*x = MeshCheckRequest{}
+	mi := &file_control_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshCheckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshCheckRequest) ProtoMessage() {}
+
+func (x *MeshCheckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshCheckRequest.ProtoReflect.Descriptor instead.
+func (*MeshCheckRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{32}
+}
+
+type MeshCheckResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ServerTime int64                  `protobuf:"varint,1,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"` // unix nanoseconds: the control plane's clock as it answered
+	Status     *MeshStatusResponse    `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`                            // as MeshStatus returns it
+	Bundle     [][]byte               `protobuf:"bytes,3,rep,name=bundle,proto3" json:"bundle,omitempty"`                            // DER roots of the current trust bundle
+	// chains maps the hex serial each workload reports to the chain (leaf
+	// first) the control plane knows under it; absent when it knows none.
+	Chains        map[string]*CertChain `protobuf:"bytes,4,rep,name=chains,proto3" json:"chains,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	LatestPolicy  *PolicyVersion        `protobuf:"bytes,5,opt,name=latest_policy,json=latestPolicy,proto3" json:"latest_policy,omitempty"` // the latest applied revision; absent before the first apply
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeshCheckResponse) Reset() {
+	*x = MeshCheckResponse{}
+	mi := &file_control_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshCheckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshCheckResponse) ProtoMessage() {}
+
+func (x *MeshCheckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshCheckResponse.ProtoReflect.Descriptor instead.
+func (*MeshCheckResponse) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *MeshCheckResponse) GetServerTime() int64 {
+	if x != nil {
+		return x.ServerTime
+	}
+	return 0
+}
+
+func (x *MeshCheckResponse) GetStatus() *MeshStatusResponse {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *MeshCheckResponse) GetBundle() [][]byte {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+func (x *MeshCheckResponse) GetChains() map[string]*CertChain {
+	if x != nil {
+		return x.Chains
+	}
+	return nil
+}
+
+func (x *MeshCheckResponse) GetLatestPolicy() *PolicyVersion {
+	if x != nil {
+		return x.LatestPolicy
+	}
+	return nil
+}
+
+type CertChain struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certs         [][]byte               `protobuf:"bytes,1,rep,name=certs,proto3" json:"certs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertChain) Reset() {
+	*x = CertChain{}
+	mi := &file_control_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertChain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertChain) ProtoMessage() {}
+
+func (x *CertChain) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertChain.ProtoReflect.Descriptor instead.
+func (*CertChain) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CertChain) GetCerts() [][]byte {
+	if x != nil {
+		return x.Certs
 	}
 	return nil
 }
@@ -2177,11 +2478,14 @@ const file_control_proto_rawDesc = "" +
 	"\tspiffe_id\x18\x01 \x01(\tR\bspiffeId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"%\n" +
 	"\vBanResponse\x12\x16\n" +
-	"\x06banned\x18\x01 \x03(\tR\x06banned\"b\n" +
+	"\x06banned\x18\x01 \x03(\tR\x06banned\"\xcb\x01\n" +
 	"\x12ApplyPolicyRequest\x12-\n" +
 	"\x05files\x18\x01 \x03(\v2\x17.meshward.v1.PolicyFileR\x05files\x12\x1d\n" +
 	"\n" +
-	"git_commit\x18\x02 \x01(\tR\tgitCommit\"\xcc\x01\n" +
+	"git_commit\x18\x02 \x01(\tR\tgitCommit\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x17\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x124\n" +
+	"\x16allow_unknown_services\x18\x05 \x01(\bR\x14allowUnknownServices\"\x84\x02\n" +
 	"\rPolicyVersion\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1d\n" +
@@ -2192,12 +2496,19 @@ const file_control_proto_rawDesc = "" +
 	"\n" +
 	"git_commit\x18\x05 \x01(\tR\tgitCommit\x12\x14\n" +
 	"\x05files\x18\x06 \x01(\x05R\x05files\x12\x12\n" +
-	"\x04note\x18\a \x01(\tR\x04note\"\x16\n" +
+	"\x04note\x18\a \x01(\tR\x04note\x12\x1c\n" +
+	"\tunchanged\x18\b \x01(\bR\tunchanged\x12\x18\n" +
+	"\amessage\x18\t \x01(\tR\amessage\"\x16\n" +
 	"\x14PolicyHistoryRequest\"O\n" +
 	"\x15PolicyHistoryResponse\x126\n" +
 	"\bversions\x18\x01 \x03(\v2\x1a.meshward.v1.PolicyVersionR\bversions\"3\n" +
 	"\x15RollbackPolicyRequest\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x03R\brevision\"\x13\n" +
+	"\brevision\x18\x01 \x01(\x03R\brevision\"3\n" +
+	"\x15PolicyRevisionRequest\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x03R\brevision\"}\n" +
+	"\x16PolicyRevisionResponse\x124\n" +
+	"\aversion\x18\x01 \x01(\v2\x1a.meshward.v1.PolicyVersionR\aversion\x12-\n" +
+	"\x05files\x18\x02 \x03(\v2\x17.meshward.v1.PolicyFileR\x05files\"\x13\n" +
 	"\x11MeshStatusRequest\"\xae\x04\n" +
 	"\x0eWorkloadStatus\x12\x1b\n" +
 	"\tspiffe_id\x18\x01 \x01(\tR\bspiffeId\x12\x18\n" +
@@ -2239,7 +2550,20 @@ const file_control_proto_rawDesc = "" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12\x18\n" +
 	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"@\n" +
 	"\rAuditResponse\x12/\n" +
-	"\x06events\x18\x01 \x03(\v2\x17.meshward.v1.AuditEventR\x06events2\xb3\a\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.meshward.v1.AuditEventR\x06events\"\x12\n" +
+	"\x10MeshCheckRequest\"\xdd\x02\n" +
+	"\x11MeshCheckResponse\x12\x1f\n" +
+	"\vserver_time\x18\x01 \x01(\x03R\n" +
+	"serverTime\x127\n" +
+	"\x06status\x18\x02 \x01(\v2\x1f.meshward.v1.MeshStatusResponseR\x06status\x12\x16\n" +
+	"\x06bundle\x18\x03 \x03(\fR\x06bundle\x12B\n" +
+	"\x06chains\x18\x04 \x03(\v2*.meshward.v1.MeshCheckResponse.ChainsEntryR\x06chains\x12?\n" +
+	"\rlatest_policy\x18\x05 \x01(\v2\x1a.meshward.v1.PolicyVersionR\flatestPolicy\x1aQ\n" +
+	"\vChainsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.meshward.v1.CertChainR\x05value:\x028\x01\"!\n" +
+	"\tCertChain\x12\x14\n" +
+	"\x05certs\x18\x01 \x03(\fR\x05certs2\xda\b\n" +
 	"\aControl\x12E\n" +
 	"\tBootstrap\x12\x1d.meshward.v1.BootstrapRequest\x1a\x19.meshward.v1.SVIDResponse\x12=\n" +
 	"\x05Renew\x12\x19.meshward.v1.RenewRequest\x1a\x19.meshward.v1.SVIDResponse\x12A\n" +
@@ -2251,10 +2575,12 @@ const file_control_proto_rawDesc = "" +
 	"\x05Unban\x12\x17.meshward.v1.BanRequest\x1a\x18.meshward.v1.BanResponse\x12J\n" +
 	"\vApplyPolicy\x12\x1f.meshward.v1.ApplyPolicyRequest\x1a\x1a.meshward.v1.PolicyVersion\x12V\n" +
 	"\rPolicyHistory\x12!.meshward.v1.PolicyHistoryRequest\x1a\".meshward.v1.PolicyHistoryResponse\x12P\n" +
-	"\x0eRollbackPolicy\x12\".meshward.v1.RollbackPolicyRequest\x1a\x1a.meshward.v1.PolicyVersion\x12M\n" +
+	"\x0eRollbackPolicy\x12\".meshward.v1.RollbackPolicyRequest\x1a\x1a.meshward.v1.PolicyVersion\x12Y\n" +
+	"\x0ePolicyRevision\x12\".meshward.v1.PolicyRevisionRequest\x1a#.meshward.v1.PolicyRevisionResponse\x12M\n" +
 	"\n" +
 	"MeshStatus\x12\x1e.meshward.v1.MeshStatusRequest\x1a\x1f.meshward.v1.MeshStatusResponse\x12@\n" +
-	"\x05Audit\x12\x19.meshward.v1.AuditRequest\x1a\x1a.meshward.v1.AuditResponse0\x01B/Z-meshward.dev/meshward/internal/api/meshwardv1b\x06proto3"
+	"\x05Audit\x12\x19.meshward.v1.AuditRequest\x1a\x1a.meshward.v1.AuditResponse0\x01\x12J\n" +
+	"\tMeshCheck\x12\x1d.meshward.v1.MeshCheckRequest\x1a\x1e.meshward.v1.MeshCheckResponseB/Z-meshward.dev/meshward/internal/api/meshwardv1b\x06proto3"
 
 var (
 	file_control_proto_rawDescOnce sync.Once
@@ -2268,87 +2594,103 @@ func file_control_proto_rawDescGZIP() []byte {
 	return file_control_proto_rawDescData
 }
 
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_control_proto_goTypes = []any{
-	(*BootstrapRequest)(nil),      // 0: meshward.v1.BootstrapRequest
-	(*RenewRequest)(nil),          // 1: meshward.v1.RenewRequest
-	(*SVIDResponse)(nil),          // 2: meshward.v1.SVIDResponse
-	(*WorkloadReport)(nil),        // 3: meshward.v1.WorkloadReport
-	(*TrafficCounter)(nil),        // 4: meshward.v1.TrafficCounter
-	(*Deny)(nil),                  // 5: meshward.v1.Deny
-	(*MeshUpdate)(nil),            // 6: meshward.v1.MeshUpdate
-	(*Endpoints)(nil),             // 7: meshward.v1.Endpoints
-	(*Policy)(nil),                // 8: meshward.v1.Policy
-	(*PolicyFile)(nil),            // 9: meshward.v1.PolicyFile
-	(*CreateTokenRequest)(nil),    // 10: meshward.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 11: meshward.v1.CreateTokenResponse
-	(*CAStatusRequest)(nil),       // 12: meshward.v1.CAStatusRequest
-	(*Certificate)(nil),           // 13: meshward.v1.Certificate
-	(*Lagging)(nil),               // 14: meshward.v1.Lagging
-	(*CAStatusResponse)(nil),      // 15: meshward.v1.CAStatusResponse
-	(*RotateCARequest)(nil),       // 16: meshward.v1.RotateCARequest
-	(*BanRequest)(nil),            // 17: meshward.v1.BanRequest
-	(*BanResponse)(nil),           // 18: meshward.v1.BanResponse
-	(*ApplyPolicyRequest)(nil),    // 19: meshward.v1.ApplyPolicyRequest
-	(*PolicyVersion)(nil),         // 20: meshward.v1.PolicyVersion
-	(*PolicyHistoryRequest)(nil),  // 21: meshward.v1.PolicyHistoryRequest
-	(*PolicyHistoryResponse)(nil), // 22: meshward.v1.PolicyHistoryResponse
-	(*RollbackPolicyRequest)(nil), // 23: meshward.v1.RollbackPolicyRequest
-	(*MeshStatusRequest)(nil),     // 24: meshward.v1.MeshStatusRequest
-	(*WorkloadStatus)(nil),        // 25: meshward.v1.WorkloadStatus
-	(*MeshStatusResponse)(nil),    // 26: meshward.v1.MeshStatusResponse
-	(*AuditRequest)(nil),          // 27: meshward.v1.AuditRequest
-	(*AuditEvent)(nil),            // 28: meshward.v1.AuditEvent
-	(*AuditResponse)(nil),         // 29: meshward.v1.AuditResponse
-	nil,                           // 30: meshward.v1.MeshUpdate.EndpointsEntry
+	(*BootstrapRequest)(nil),       // 0: meshward.v1.BootstrapRequest
+	(*RenewRequest)(nil),           // 1: meshward.v1.RenewRequest
+	(*SVIDResponse)(nil),           // 2: meshward.v1.SVIDResponse
+	(*WorkloadReport)(nil),         // 3: meshward.v1.WorkloadReport
+	(*TrafficCounter)(nil),         // 4: meshward.v1.TrafficCounter
+	(*Deny)(nil),                   // 5: meshward.v1.Deny
+	(*MeshUpdate)(nil),             // 6: meshward.v1.MeshUpdate
+	(*Endpoints)(nil),              // 7: meshward.v1.Endpoints
+	(*Policy)(nil),                 // 8: meshward.v1.Policy
+	(*PolicyFile)(nil),             // 9: meshward.v1.PolicyFile
+	(*CreateTokenRequest)(nil),     // 10: meshward.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),    // 11: meshward.v1.CreateTokenResponse
+	(*CAStatusRequest)(nil),        // 12: meshward.v1.CAStatusRequest
+	(*Certificate)(nil),            // 13: meshward.v1.Certificate
+	(*Lagging)(nil),                // 14: meshward.v1.Lagging
+	(*CAStatusResponse)(nil),       // 15: meshward.v1.CAStatusResponse
+	(*RotateCARequest)(nil),        // 16: meshward.v1.RotateCARequest
+	(*BanRequest)(nil),             // 17: meshward.v1.BanRequest
+	(*BanResponse)(nil),            // 18: meshward.v1.BanResponse
+	(*ApplyPolicyRequest)(nil),     // 19: meshward.v1.ApplyPolicyRequest
+	(*PolicyVersion)(nil),          // 20: meshward.v1.PolicyVersion
+	(*PolicyHistoryRequest)(nil),   // 21: meshward.v1.PolicyHistoryRequest
+	(*PolicyHistoryResponse)(nil),  // 22: meshward.v1.PolicyHistoryResponse
+	(*RollbackPolicyRequest)(nil),  // 23: meshward.v1.RollbackPolicyRequest
+	(*PolicyRevisionRequest)(nil),  // 24: meshward.v1.PolicyRevisionRequest
+	(*PolicyRevisionResponse)(nil), // 25: meshward.v1.PolicyRevisionResponse
+	(*MeshStatusRequest)(nil),      // 26: meshward.v1.MeshStatusRequest
+	(*WorkloadStatus)(nil),         // 27: meshward.v1.WorkloadStatus
+	(*MeshStatusResponse)(nil),     // 28: meshward.v1.MeshStatusResponse
+	(*AuditRequest)(nil),           // 29: meshward.v1.AuditRequest
+	(*AuditEvent)(nil),             // 30: meshward.v1.AuditEvent
+	(*AuditResponse)(nil),          // 31: meshward.v1.AuditResponse
+	(*MeshCheckRequest)(nil),       // 32: meshward.v1.MeshCheckRequest
+	(*MeshCheckResponse)(nil),      // 33: meshward.v1.MeshCheckResponse
+	(*CertChain)(nil),              // 34: meshward.v1.CertChain
+	nil,                            // 35: meshward.v1.MeshUpdate.EndpointsEntry
+	nil,                            // 36: meshward.v1.MeshCheckResponse.ChainsEntry
 }
 var file_control_proto_depIdxs = []int32{
 	5,  // 0: meshward.v1.WorkloadReport.denies:type_name -> meshward.v1.Deny
 	4,  // 1: meshward.v1.WorkloadReport.traffic:type_name -> meshward.v1.TrafficCounter
 	8,  // 2: meshward.v1.MeshUpdate.policy:type_name -> meshward.v1.Policy
-	30, // 3: meshward.v1.MeshUpdate.endpoints:type_name -> meshward.v1.MeshUpdate.EndpointsEntry
+	35, // 3: meshward.v1.MeshUpdate.endpoints:type_name -> meshward.v1.MeshUpdate.EndpointsEntry
 	9,  // 4: meshward.v1.Policy.files:type_name -> meshward.v1.PolicyFile
 	13, // 5: meshward.v1.CAStatusResponse.certificates:type_name -> meshward.v1.Certificate
 	14, // 6: meshward.v1.CAStatusResponse.lagging:type_name -> meshward.v1.Lagging
 	9,  // 7: meshward.v1.ApplyPolicyRequest.files:type_name -> meshward.v1.PolicyFile
 	20, // 8: meshward.v1.PolicyHistoryResponse.versions:type_name -> meshward.v1.PolicyVersion
-	4,  // 9: meshward.v1.WorkloadStatus.traffic:type_name -> meshward.v1.TrafficCounter
-	25, // 10: meshward.v1.MeshStatusResponse.workloads:type_name -> meshward.v1.WorkloadStatus
-	20, // 11: meshward.v1.MeshStatusResponse.policy:type_name -> meshward.v1.PolicyVersion
-	15, // 12: meshward.v1.MeshStatusResponse.ca:type_name -> meshward.v1.CAStatusResponse
-	28, // 13: meshward.v1.AuditResponse.events:type_name -> meshward.v1.AuditEvent
-	7,  // 14: meshward.v1.MeshUpdate.EndpointsEntry.value:type_name -> meshward.v1.Endpoints
-	0,  // 15: meshward.v1.Control.Bootstrap:input_type -> meshward.v1.BootstrapRequest
-	1,  // 16: meshward.v1.Control.Renew:input_type -> meshward.v1.RenewRequest
-	3,  // 17: meshward.v1.Control.Watch:input_type -> meshward.v1.WorkloadReport
-	10, // 18: meshward.v1.Control.CreateToken:input_type -> meshward.v1.CreateTokenRequest
-	12, // 19: meshward.v1.Control.CAStatus:input_type -> meshward.v1.CAStatusRequest
-	16, // 20: meshward.v1.Control.RotateCA:input_type -> meshward.v1.RotateCARequest
-	17, // 21: meshward.v1.Control.Ban:input_type -> meshward.v1.BanRequest
-	17, // 22: meshward.v1.Control.Unban:input_type -> meshward.v1.BanRequest
-	19, // 23: meshward.v1.Control.ApplyPolicy:input_type -> meshward.v1.ApplyPolicyRequest
-	21, // 24: meshward.v1.Control.PolicyHistory:input_type -> meshward.v1.PolicyHistoryRequest
-	23, // 25: meshward.v1.Control.RollbackPolicy:input_type -> meshward.v1.RollbackPolicyRequest
-	24, // 26: meshward.v1.Control.MeshStatus:input_type -> meshward.v1.MeshStatusRequest
-	27, // 27: meshward.v1.Control.Audit:input_type -> meshward.v1.AuditRequest
-	2,  // 28: meshward.v1.Control.Bootstrap:output_type -> meshward.v1.SVIDResponse
-	2,  // 29: meshward.v1.Control.Renew:output_type -> meshward.v1.SVIDResponse
-	6,  // 30: meshward.v1.Control.Watch:output_type -> meshward.v1.MeshUpdate
-	11, // 31: meshward.v1.Control.CreateToken:output_type -> meshward.v1.CreateTokenResponse
-	15, // 32: meshward.v1.Control.CAStatus:output_type -> meshward.v1.CAStatusResponse
-	15, // 33: meshward.v1.Control.RotateCA:output_type -> meshward.v1.CAStatusResponse
-	18, // 34: meshward.v1.Control.Ban:output_type -> meshward.v1.BanResponse
-	18, // 35: meshward.v1.Control.Unban:output_type -> meshward.v1.BanResponse
-	20, // 36: meshward.v1.Control.ApplyPolicy:output_type -> meshward.v1.PolicyVersion
-	22, // 37: meshward.v1.Control.PolicyHistory:output_type -> meshward.v1.PolicyHistoryResponse
-	20, // 38: meshward.v1.Control.RollbackPolicy:output_type -> meshward.v1.PolicyVersion
-	26, // 39: meshward.v1.Control.MeshStatus:output_type -> meshward.v1.MeshStatusResponse
-	29, // 40: meshward.v1.Control.Audit:output_type -> meshward.v1.AuditResponse
-	28, // [28:41] is the sub-list for method output_type
-	15, // [15:28] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	20, // 9: meshward.v1.PolicyRevisionResponse.version:type_name -> meshward.v1.PolicyVersion
+	9,  // 10: meshward.v1.PolicyRevisionResponse.files:type_name -> meshward.v1.PolicyFile
+	4,  // 11: meshward.v1.WorkloadStatus.traffic:type_name -> meshward.v1.TrafficCounter
+	27, // 12: meshward.v1.MeshStatusResponse.workloads:type_name -> meshward.v1.WorkloadStatus
+	20, // 13: meshward.v1.MeshStatusResponse.policy:type_name -> meshward.v1.PolicyVersion
+	15, // 14: meshward.v1.MeshStatusResponse.ca:type_name -> meshward.v1.CAStatusResponse
+	30, // 15: meshward.v1.AuditResponse.events:type_name -> meshward.v1.AuditEvent
+	28, // 16: meshward.v1.MeshCheckResponse.status:type_name -> meshward.v1.MeshStatusResponse
+	36, // 17: meshward.v1.MeshCheckResponse.chains:type_name -> meshward.v1.MeshCheckResponse.ChainsEntry
+	20, // 18: meshward.v1.MeshCheckResponse.latest_policy:type_name -> meshward.v1.PolicyVersion
+	7,  // 19: meshward.v1.MeshUpdate.EndpointsEntry.value:type_name -> meshward.v1.Endpoints
+	34, // 20: meshward.v1.MeshCheckResponse.ChainsEntry.value:type_name -> meshward.v1.CertChain
+	0,  // 21: meshward.v1.Control.Bootstrap:input_type -> meshward.v1.BootstrapRequest
+	1,  // 22: meshward.v1.Control.Renew:input_type -> meshward.v1.RenewRequest
+	3,  // 23: meshward.v1.Control.Watch:input_type -> meshward.v1.WorkloadReport
+	10, // 24: meshward.v1.Control.CreateToken:input_type -> meshward.v1.CreateTokenRequest
+	12, // 25: meshward.v1.Control.CAStatus:input_type -> meshward.v1.CAStatusRequest
+	16, // 26: meshward.v1.Control.RotateCA:input_type -> meshward.v1.RotateCARequest
+	17, // 27: meshward.v1.Control.Ban:input_type -> meshward.v1.BanRequest
+	17, // 28: meshward.v1.Control.Unban:input_type -> meshward.v1.BanRequest
+	19, // 29: meshward.v1.Control.ApplyPolicy:input_type -> meshward.v1.ApplyPolicyRequest
+	21, // 30: meshward.v1.Control.PolicyHistory:input_type -> meshward.v1.PolicyHistoryRequest
+	23, // 31: meshward.v1.Control.RollbackPolicy:input_type -> meshward.v1.RollbackPolicyRequest
+	24, // 32: meshward.v1.Control.PolicyRevision:input_type -> meshward.v1.PolicyRevisionRequest
+	26, // 33: meshward.v1.Control.MeshStatus:input_type -> meshward.v1.MeshStatusRequest
+	29, // 34: meshward.v1.Control.Audit:input_type -> meshward.v1.AuditRequest
+	32, // 35: meshward.v1.Control.MeshCheck:input_type -> meshward.v1.MeshCheckRequest
+	2,  // 36: meshward.v1.Control.Bootstrap:output_type -> meshward.v1.SVIDResponse
+	2,  // 37: meshward.v1.Control.Renew:output_type -> meshward.v1.SVIDResponse
+	6,  // 38: meshward.v1.Control.Watch:output_type -> meshward.v1.MeshUpdate
+	11, // 39: meshward.v1.Control.CreateToken:output_type -> meshward.v1.CreateTokenResponse
+	15, // 40: meshward.v1.Control.CAStatus:output_type -> meshward.v1.CAStatusResponse
+	15, // 41: meshward.v1.Control.RotateCA:output_type -> meshward.v1.CAStatusResponse
+	18, // 42: meshward.v1.Control.Ban:output_type -> meshward.v1.BanResponse
+	18, // 43: meshward.v1.Control.Unban:output_type -> meshward.v1.BanResponse
+	20, // 44: meshward.v1.Control.ApplyPolicy:output_type -> meshward.v1.PolicyVersion
+	22, // 45: meshward.v1.Control.PolicyHistory:output_type -> meshward.v1.PolicyHistoryResponse
+	20, // 46: meshward.v1.Control.RollbackPolicy:output_type -> meshward.v1.PolicyVersion
+	25, // 47: meshward.v1.Control.PolicyRevision:output_type -> meshward.v1.PolicyRevisionResponse
+	28, // 48: meshward.v1.Control.MeshStatus:output_type -> meshward.v1.MeshStatusResponse
+	31, // 49: meshward.v1.Control.Audit:output_type -> meshward.v1.AuditResponse
+	33, // 50: meshward.v1.Control.MeshCheck:output_type -> meshward.v1.MeshCheckResponse
+	36, // [36:51] is the sub-list for method output_type
+	21, // [21:36] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -2362,7 +2704,7 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,8 +35,10 @@ const (
 	Control_ApplyPolicy_FullMethodName    = "/meshward.v1.Control/ApplyPolicy"
 	Control_PolicyHistory_FullMethodName  = "/meshward.v1.Control/PolicyHistory"
 	Control_RollbackPolicy_FullMethodName = "/meshward.v1.Control/RollbackPolicy"
+	Control_PolicyRevision_FullMethodName = "/meshward.v1.Control/PolicyRevision"
 	Control_MeshStatus_FullMethodName     = "/meshward.v1.Control/MeshStatus"
 	Control_Audit_FullMethodName          = "/meshward.v1.Control/Audit"
+	Control_MeshCheck_FullMethodName      = "/meshward.v1.Control/MeshCheck"
 )
 
 // ControlClient is the client API for Control service.
@@ -60,11 +62,20 @@ type ControlClient interface {
 	ApplyPolicy(ctx context.Context, in *ApplyPolicyRequest, opts ...grpc.CallOption) (*PolicyVersion, error)
 	PolicyHistory(ctx context.Context, in *PolicyHistoryRequest, opts ...grpc.CallOption) (*PolicyHistoryResponse, error)
 	RollbackPolicy(ctx context.Context, in *RollbackPolicyRequest, opts ...grpc.CallOption) (*PolicyVersion, error)
+	// PolicyRevision returns one revision with its files (revision 0: the
+	// latest), for `policy apply --dry-run` to diff against what is live.
+	PolicyRevision(ctx context.Context, in *PolicyRevisionRequest, opts ...grpc.CallOption) (*PolicyRevisionResponse, error)
 	MeshStatus(ctx context.Context, in *MeshStatusRequest, opts ...grpc.CallOption) (*MeshStatusResponse, error)
 	// Audit streams the trail oldest first, in pages (AuditResponse) that
 	// each stay far below the gRPC message limit, so no size of trail can
 	// break the call.
 	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditResponse], error)
+	// MeshCheck is what `meshward check` verifies, read-only: the control
+	// plane's clock, the trust bundle, the mesh status, the latest applied
+	// policy revision, and for each certificate a connected workload
+	// reports, the chain this control plane issued or verified in a
+	// handshake under that serial, so the caller can verify it itself.
+	MeshCheck(ctx context.Context, in *MeshCheckRequest, opts ...grpc.CallOption) (*MeshCheckResponse, error)
 }
 
 type controlClient struct {
@@ -188,6 +199,16 @@ func (c *controlClient) RollbackPolicy(ctx context.Context, in *RollbackPolicyRe
 	return out, nil
 }
 
+func (c *controlClient) PolicyRevision(ctx context.Context, in *PolicyRevisionRequest, opts ...grpc.CallOption) (*PolicyRevisionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PolicyRevisionResponse)
+	err := c.cc.Invoke(ctx, Control_PolicyRevision_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlClient) MeshStatus(ctx context.Context, in *MeshStatusRequest, opts ...grpc.CallOption) (*MeshStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MeshStatusResponse)
@@ -217,6 +238,16 @@ func (c *controlClient) Audit(ctx context.Context, in *AuditRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Control_AuditClient = grpc.ServerStreamingClient[AuditResponse]
 
+func (c *controlClient) MeshCheck(ctx context.Context, in *MeshCheckRequest, opts ...grpc.CallOption) (*MeshCheckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MeshCheckResponse)
+	err := c.cc.Invoke(ctx, Control_MeshCheck_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -238,11 +269,20 @@ type ControlServer interface {
 	ApplyPolicy(context.Context, *ApplyPolicyRequest) (*PolicyVersion, error)
 	PolicyHistory(context.Context, *PolicyHistoryRequest) (*PolicyHistoryResponse, error)
 	RollbackPolicy(context.Context, *RollbackPolicyRequest) (*PolicyVersion, error)
+	// PolicyRevision returns one revision with its files (revision 0: the
+	// latest), for `policy apply --dry-run` to diff against what is live.
+	PolicyRevision(context.Context, *PolicyRevisionRequest) (*PolicyRevisionResponse, error)
 	MeshStatus(context.Context, *MeshStatusRequest) (*MeshStatusResponse, error)
 	// Audit streams the trail oldest first, in pages (AuditResponse) that
 	// each stay far below the gRPC message limit, so no size of trail can
 	// break the call.
 	Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error
+	// MeshCheck is what `meshward check` verifies, read-only: the control
+	// plane's clock, the trust bundle, the mesh status, the latest applied
+	// policy revision, and for each certificate a connected workload
+	// reports, the chain this control plane issued or verified in a
+	// handshake under that serial, so the caller can verify it itself.
+	MeshCheck(context.Context, *MeshCheckRequest) (*MeshCheckResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -286,11 +326,17 @@ func (UnimplementedControlServer) PolicyHistory(context.Context, *PolicyHistoryR
 func (UnimplementedControlServer) RollbackPolicy(context.Context, *RollbackPolicyRequest) (*PolicyVersion, error) {
 	return nil, status.Error(codes.Unimplemented, "method RollbackPolicy not implemented")
 }
+func (UnimplementedControlServer) PolicyRevision(context.Context, *PolicyRevisionRequest) (*PolicyRevisionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PolicyRevision not implemented")
+}
 func (UnimplementedControlServer) MeshStatus(context.Context, *MeshStatusRequest) (*MeshStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MeshStatus not implemented")
 }
 func (UnimplementedControlServer) Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error {
 	return status.Error(codes.Unimplemented, "method Audit not implemented")
+}
+func (UnimplementedControlServer) MeshCheck(context.Context, *MeshCheckRequest) (*MeshCheckResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MeshCheck not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -500,6 +546,24 @@ func _Control_RollbackPolicy_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_PolicyRevision_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PolicyRevisionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).PolicyRevision(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_PolicyRevision_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).PolicyRevision(ctx, req.(*PolicyRevisionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_MeshStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MeshStatusRequest)
 	if err := dec(in); err != nil {
@@ -528,6 +592,24 @@ func _Control_Audit_Handler(srv interface{}, stream grpc.ServerStream) error {
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Control_AuditServer = grpc.ServerStreamingServer[AuditResponse]
+
+func _Control_MeshCheck_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MeshCheckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).MeshCheck(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_MeshCheck_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).MeshCheck(ctx, req.(*MeshCheckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
 
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -577,8 +659,16 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Control_RollbackPolicy_Handler,
 		},
 		{
+			MethodName: "PolicyRevision",
+			Handler:    _Control_PolicyRevision_Handler,
+		},
+		{
 			MethodName: "MeshStatus",
 			Handler:    _Control_MeshStatus_Handler,
+		},
+		{
+			MethodName: "MeshCheck",
+			Handler:    _Control_MeshCheck_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -14,7 +14,7 @@ var (
 	rulePermissive = scan.Rule{
 		ID: "MW-MESHWARD-001", Category: scan.CatMTLSPermissive, Severity: scan.SeverityHigh, Mesh: scan.MeshMeshward,
 		Title:       "MeshConfig mTLS is permissive",
-		Description: "MeshConfig spec.mtls is permissive: sidecars accept plaintext as well as mTLS, so callers without an identity get through.",
+		Description: "MeshConfig spec.mtls is permissive: it asks sidecars to accept callers without an identity, over plaintext, until spec.permissiveUntil. Sidecars of this release still refuse plaintext (docs/configuration.md, \"Not enforced yet\"), so nothing is open today; the file declares a hole that opens once permissive migration is honoured.",
 		Remediation: "In the MeshConfig:\n  spec:\n    mtls: strict",
 	}
 	ruleDisabled = scan.Rule{
