@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,6 +126,33 @@ func (c *Config) Validate() error { return c.validate(true) }
 // runs it before it redeems its single-use join token, so a typo in a flag
 // does not spend the token.
 func (c *Config) ValidateBeforeIdentity() error { return c.validate(false) }
+
+// CheckListenersFree tries each address the proxy will listen on, so a
+// port another process holds is found before the sidecar redeems its
+// single-use join token (New binds them for real afterwards).
+func (c *Config) CheckListenersFree() error {
+	var errs []error
+	try := func(field, addr string) {
+		if addr == "" {
+			return
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = errors.New("already in use by another process (see ss -ltnp); stop it or choose another address")
+			}
+			errs = append(errs, fmt.Errorf("%s %s: %w", field, addr, err))
+			return
+		}
+		_ = ln.Close()
+	}
+	try("inbound", c.InboundAddr)
+	for i, u := range c.Upstreams {
+		try(fmt.Sprintf("upstreams[%d].listen", i), u.Listen)
+	}
+	try("httpProxy", c.HTTPProxyAddr)
+	return errors.Join(errs...)
+}
 
 func (c *Config) validate(withIdentity bool) error {
 	var errs []error

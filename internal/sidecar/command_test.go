@@ -36,10 +36,17 @@ func TestBadFlagsKeepTheJoinToken(t *testing.T) {
 			c.Close()
 		}
 	}()
+	busy, err := net.Listen("tcp", "127.0.0.1:0") // a stranger on a port the sidecar wants
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"--inbound", busy.Addr().String()}, "inbound " + busy.Addr().String() + ": already in use"},
+		{[]string{"--upstream", "catalog=" + busy.Addr().String()}, "upstreams[0].listen " + busy.Addr().String() + ": already in use"},
 		{[]string{"--protocol", "htp"}, "protocol"},
 		{[]string{"--upstream", "catalog=10.1.2.3:9001"}, "upstreams[0].listen"},
 		{[]string{"--app", "10.1.2.3:8080"}, "app"},

@@ -108,6 +108,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := pre.ValidateBeforeIdentity(); err != nil {
 		return fmt.Errorf("%w: %w (the join token was not used)", ErrConfig, err)
 	}
+	if err := pre.CheckListenersFree(); err != nil {
+		return fmt.Errorf("%w: %w (the join token was not used)", ErrConfig, err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
