@@ -29,9 +29,12 @@ type inbound struct {
 	h1srv      *http.Server // HTTP/1.1 the fast loop hands off (Upgrade, chunked, ...)
 	h1fast     *h1Server    // HTTP/1.1 over guarded conns
 	h2info     sync.Map     // *tls.Conn -> *connInfo, for h2srv's ConnContext
-	tcpMu      sync.Mutex
-	tcpConns   map[*connInfo]struct{}
-	heads      *headerBudget // header bytes in flight per peer identity
+	// stopped is closed when run's accept loop has returned: only then may
+	// drain wait on wg (a WaitGroup must not grow while it is waited on).
+	stopped  chan struct{}
+	tcpMu    sync.Mutex
+	tcpConns map[*connInfo]struct{}
+	heads    *headerBudget // header bytes in flight per peer identity
 
 	app      *httputil.ReverseProxy
 	appPool  *h1Pool // HTTP/1.1 apps: the forwarder's keep-alive connections
@@ -40,7 +43,7 @@ type inbound struct {
 }
 
 func newInbound(p *Proxy, ln net.Listener) *inbound {
-	in := &inbound{p: p, ln: ln, tls: p.tlsConfigServer(), conns: newConnTracker(), tcpConns: map[*connInfo]struct{}{},
+	in := &inbound{p: p, ln: ln, tls: p.tlsConfigServer(), conns: newConnTracker(), tcpConns: map[*connInfo]struct{}{}, stopped: make(chan struct{}),
 		heads: newHeaderBudget(p.cfg.Limits.MaxHeaderBytesPerPeer)}
 	in.h2ln = newChanListener(ln.Addr())
 	in.h1ln = newChanListener(ln.Addr())
@@ -154,6 +157,7 @@ func (in *inbound) newAppProxy() (*httputil.ReverseProxy, func()) {
 
 // run accepts connections until ctx is done.
 func (in *inbound) run(ctx context.Context) error {
+	defer close(in.stopped)
 	var g sync.WaitGroup
 	g.Go(func() { _ = in.h2srv.Serve(in.h2ln) })
 	g.Go(func() { _ = in.h1srv.Serve(in.h1ln) })
@@ -252,6 +256,7 @@ func (in *inbound) drain(ctx context.Context) {
 	_ = in.h2srv.Close()
 	_ = in.h1srv.Close()
 	in.conns.closeAll()
+	<-in.stopped // the listener is closed: the accept loop returns
 	in.wg.Wait()
 	in.appClose()
 }

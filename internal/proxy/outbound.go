@@ -49,12 +49,15 @@ type outListener struct {
 	hand *chanListener // fast -> srv
 	wg   sync.WaitGroup
 	rp   *httputil.ReverseProxy
+	// stopped is closed when run's accept loop has returned: only then may
+	// drain wait on wg (a WaitGroup must not grow while it is waited on).
+	stopped chan struct{}
 }
 
 type upstreamKey struct{}
 
 func (p *Proxy) newOutListener(ln net.Listener, up *upstream) *outListener {
-	o := &outListener{p: p, ln: ln, up: up}
+	o := &outListener{p: p, ln: ln, up: up, stopped: make(chan struct{})}
 	if up != nil && up.proto == ProtocolTCP {
 		return o
 	}
@@ -98,6 +101,7 @@ func (p *Proxy) newOutListener(ln net.Listener, up *upstream) *outListener {
 type guardKey struct{}
 
 func (o *outListener) run(ctx context.Context) error {
+	defer close(o.stopped)
 	go func() {
 		<-ctx.Done()
 		_ = o.ln.Close()
@@ -150,6 +154,7 @@ func (o *outListener) drain(ctx context.Context) {
 		_ = o.srv.Close()
 		_ = o.hand.Close()
 	}
+	<-o.stopped // the listener is closed: the accept loop returns
 	done := make(chan struct{})
 	go func() { o.wg.Wait(); close(done) }()
 	select {
