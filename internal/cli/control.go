@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 
 type controlOptions struct {
 	dataDir         string
+	store           string // as store.Open takes it; "": the bolt file in the data dir
 	listen          string
 	trustDomain     string
 	workloadTTL     time.Duration
@@ -79,9 +81,10 @@ func newControlCmd(g *globalOptions) *cobra.Command {
 (root + intermediate) and an admin credential in <data-dir>/admin, which the CLI
 uses for admin calls (token create, ca, policy apply, identity ban, status).
 Set MESHWARD_STORE_KEY (32 bytes: 64 hex characters) to encrypt the CA keys at
-rest.`,
+rest. --store puts the state elsewhere than <data-dir>/meshward.db.`,
 		Example: `  meshward control --data-dir .meshward --listen 127.0.0.1:7443 --trust-domain shop.local
-  MESHWARD_STORE_KEY=$(openssl rand -hex 32) meshward control --data-dir /var/lib/meshward`,
+  MESHWARD_STORE_KEY=$(openssl rand -hex 32) meshward control --data-dir /var/lib/meshward
+  meshward control --data-dir /var/lib/meshward --store bolt:///srv/meshward/meshward.db`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
@@ -96,6 +99,7 @@ rest.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "where the CA, the store and the admin credential live")
+	f.StringVar(&o.store, "store", "", "where the CA, tokens, certificate log, audit trail and policies are kept: bolt:///path/to/file.db or a file path (default <data-dir>/"+bolt.FileName+")")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:7443", "address of the gRPC (mTLS) API")
 	f.StringVar(&o.trustDomain, "trust-domain", "meshward.local", "SPIFFE trust domain of the mesh")
 	f.DurationVar(&o.workloadTTL, "workload-ttl", ca.DefaultWorkloadTTL, "lifetime of workload certificates")
@@ -167,7 +171,7 @@ func newControlPlane(ctx context.Context, o *controlOptions, log *slog.Logger) (
 			return nil, err
 		}
 	}
-	st, err := bolt.Open(o.dataDir, sealer)
+	st, err := openStore(ctx, o, sealer)
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +224,27 @@ func newControlPlane(ctx context.Context, o *controlOptions, log *slog.Logger) (
 	}
 	log.Info("admin credential", "dir", fmt.Sprintf("%s/%s", o.dataDir, control.AdminDir))
 	return cp, nil
+}
+
+// openStore opens the store --store names, by default the bolt file in
+// the data dir. The data dir is made private (0700) either way: the admin
+// credential lives there.
+func openStore(ctx context.Context, o *controlOptions, sealer *store.Sealer) (store.Store, error) {
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := os.Chmod(o.dataDir, 0o700); err != nil { //nolint:gosec // a directory needs x to be entered
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	loc := o.store
+	if loc == "" {
+		loc = filepath.Join(o.dataDir, bolt.FileName)
+	}
+	st, err := store.Open(ctx, loc, store.Options{Sealer: sealer})
+	if errors.Is(err, store.ErrLocation) {
+		return nil, usageErrf("--store: %v", err)
+	}
+	return st, err
 }
 
 // policyChecker compiles a policy set with the same engine the sidecars

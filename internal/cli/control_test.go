@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meshward.dev/meshward/internal/observe"
 )
 
 // TestControlRefusesUnsafeAndBusyAddresses: the unauthenticated dashboard
@@ -31,6 +33,7 @@ func TestControlRefusesUnsafeAndBusyAddresses(t *testing.T) {
 		{"dashboard beyond loopback", []string{"--dashboard", "0.0.0.0:0"}, []string{"--dashboard", "not a loopback address", "--insecure-dashboard"}},
 		{"listen address in use", []string{"--listen", busy.Addr().String(), "--dashboard", ""}, []string{"--listen " + busy.Addr().String(), "address already in use", "meshward status"}},
 		{"dashboard address in use", []string{"--listen", "127.0.0.1:0", "--dashboard", busy.Addr().String()}, []string{"--dashboard " + busy.Addr().String(), "address already in use"}},
+		{"unknown store scheme", []string{"--listen", "127.0.0.1:0", "--dashboard", "", "--store", "mysql://db/meshward"}, []string{"--store", `unknown scheme "mysql"`, "bolt://"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -95,5 +98,56 @@ spec:
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
 		t.Error("up created its data dir before refusing: something started")
+	}
+}
+
+// TestControlStoreFlag: --store puts the state where it says (as a bolt://
+// URL or a plain path), and without it the state is the bolt file in the
+// data dir, as always. The data dir is private either way.
+func TestControlStoreFlag(t *testing.T) {
+	t.Parallel()
+	elsewhere := t.TempDir()
+	for _, tc := range []struct {
+		name  string
+		store string
+		file  string // "": <data-dir>/meshward.db
+	}{
+		{"default", "", ""},
+		{"bolt URL", "bolt://" + filepath.Join(elsewhere, "url", "state.db"), filepath.Join(elsewhere, "url", "state.db")},
+		{"plain path", filepath.Join(elsewhere, "plain.db"), filepath.Join(elsewhere, "plain.db")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dataDir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dataDir, 0o755); err != nil { // an existing, too open data dir
+				t.Fatal(err)
+			}
+			o := &controlOptions{dataDir: dataDir, store: tc.store, listen: "127.0.0.1:0", trustDomain: "shop.local"}
+			ctx, cancel := context.WithCancel(context.Background())
+			cp, err := newControlPlane(ctx, o, observe.Discard())
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			cancel()
+			if err := cp.run(ctx); err != nil {
+				t.Error(err)
+			}
+			cp.close()
+			file, inDataDir := tc.file, filepath.Join(dataDir, "meshward.db")
+			if file == "" {
+				file = inDataDir
+			} else if _, err := os.Stat(inDataDir); err == nil {
+				t.Errorf("%s was created although --store %s", inDataDir, tc.store)
+			}
+			for path, want := range map[string]os.FileMode{file: 0o600, dataDir: 0o700} {
+				fi, err := os.Stat(path)
+				if err != nil {
+					t.Errorf("%s: %v", path, err)
+				} else if got := fi.Mode().Perm(); got != want {
+					t.Errorf("%s: mode %o, want %o", path, got, want)
+				}
+			}
+		})
 	}
 }

@@ -1,8 +1,9 @@
 // Package store defines what the control plane persists (CA state, join
 // tokens, the issued-certificate log, the audit trail, bans and policy
 // versions) behind one interface, so the default embedded store (bolt) and
-// an HA store (PostgreSQL) are interchangeable. It does not interpret the CA
-// blob or the policy files it holds.
+// an HA store (PostgreSQL) are interchangeable: Open picks one by URL, and
+// every one passes the same conformance suite (storetest). It does not
+// interpret the CA blob or the policy files it holds.
 package store
 
 import (
@@ -17,14 +18,26 @@ var (
 	ErrTokenUsed    = errors.New("join token already used")
 	ErrTokenExpired = errors.New("join token expired")
 	ErrTokenUnknown = errors.New("join token unknown")
+	// ErrCAConflict: SaveCA was given a revision that is no longer the
+	// stored one (another control plane saved the CA in between). Nothing
+	// was written; load the CA again.
+	ErrCAConflict = errors.New("the CA state changed since it was loaded (another control plane saved it)")
+	// ErrSerialExists: RecordCert was given a serial already in the log.
+	ErrSerialExists = errors.New("certificate serial already recorded")
 )
 
 // Store is the control plane's persistence. Every method is atomic: a crash
 // leaves either the whole change or none of it.
 type Store interface {
-	// LoadCA returns the CA state blob, or ErrNotFound before the first save.
-	LoadCA(ctx context.Context) ([]byte, error)
-	SaveCA(ctx context.Context, blob []byte) error
+	// LoadCA returns the CA state blob and its revision, or ErrNotFound
+	// (and revision 0) before the first save. Revisions are positive.
+	LoadCA(ctx context.Context) (blob []byte, rev int64, err error)
+	// SaveCA is a compare-and-swap: it stores blob only if the stored
+	// revision is still prev (0: no CA stored yet), and returns the new
+	// revision, which differs from every earlier one. Otherwise it stores
+	// nothing and returns ErrCAConflict, so two control planes can never
+	// both rotate the CA.
+	SaveCA(ctx context.Context, blob []byte, prev int64) (rev int64, err error)
 
 	CreateToken(ctx context.Context, t Token) error
 	// ConsumeToken marks the token with this hash used and returns it, in
@@ -33,8 +46,10 @@ type Store interface {
 	// the token unused.
 	ConsumeToken(ctx context.Context, hash []byte, now time.Time, check func(Token) error) (Token, error)
 
+	// RecordCert adds c to the issued-certificate log. A serial already in
+	// the log is refused with ErrSerialExists and its record is kept.
 	RecordCert(ctx context.Context, c IssuedCert) error
-	// IssuedCerts lists the issued-certificate log.
+	// IssuedCerts lists the issued-certificate log, each serial once.
 	IssuedCerts(ctx context.Context) ([]IssuedCert, error)
 	// LatestExpiry is the latest NotAfter of certificates that chain to the
 	// root with fingerprint rootFP (zero time when there are none).
@@ -56,8 +71,10 @@ type Store interface {
 	Bans(ctx context.Context) ([]Ban, error)
 
 	// SavePolicy stores a new policy version and returns it with its
-	// revision number.
+	// revision number: 1 for the first, then the latest revision + 1, with
+	// no gap and no repeat even when saves race (p.Revision is ignored).
 	SavePolicy(ctx context.Context, p PolicyVersion) (PolicyVersion, error)
+	// PolicyVersions lists every saved version, oldest (revision 1) first.
 	PolicyVersions(ctx context.Context) ([]PolicyVersion, error)
 
 	Close() error
@@ -89,6 +106,26 @@ type AuditEvent struct {
 	Subject string    `json:"subject"`
 	Detail  string    `json:"detail,omitempty"`
 	Outcome string    `json:"outcome"`
+	// Deny is set on the denies a sidecar reported (request.deny,
+	// request.audit-deny): the same facts as Detail, as fields, for
+	// readers that show them. Events stored before it existed, and
+	// summaries of denies that were not itemized, have only Detail.
+	Deny *AuditDeny `json:"deny,omitempty"`
+}
+
+// AuditDeny is one reported deny in the audit trail. The caller is the
+// event's Actor and the service its Subject; the event's Time is when the
+// control plane received the report.
+type AuditDeny struct {
+	Method        string    `json:"method,omitempty"` // "" for a connection (L4)
+	Path          string    `json:"path,omitempty"`
+	Port          int32     `json:"port"`
+	Policy        string    `json:"policy,omitempty"`
+	Rule          string    `json:"rule,omitempty"` // the rule or default that decided
+	Mode          string    `json:"mode,omitempty"` // enforce | audit
+	PolicyVersion string    `json:"policy_version,omitempty"`
+	GitCommit     string    `json:"git_commit,omitempty"` // of PolicyVersion, when known
+	Reported      time.Time `json:"reported,omitzero"`    // the time the sidecar claims
 }
 
 // Ban denies an identity mesh-wide.

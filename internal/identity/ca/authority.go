@@ -28,8 +28,8 @@ import (
 
 // Store is the part of the control plane store the CA needs.
 type Store interface {
-	LoadCA(ctx context.Context) ([]byte, error)
-	SaveCA(ctx context.Context, blob []byte) error
+	LoadCA(ctx context.Context) ([]byte, int64, error)
+	SaveCA(ctx context.Context, blob []byte, prev int64) (int64, error)
 	RecordCert(ctx context.Context, c store.IssuedCert) error
 	LatestExpiry(ctx context.Context, rootFP string) (time.Time, error)
 }
@@ -110,30 +110,50 @@ func New(ctx context.Context, cfg Config) (*Authority, error) {
 	if a.log == nil {
 		a.log = observe.Discard()
 	}
-	blob, err := cfg.Store.LoadCA(ctx)
+	st, err := a.load(ctx)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		st, err := a.newState()
 		if err != nil {
 			return nil, err
 		}
-		if err := a.save(ctx, st); err != nil {
+		err = a.save(ctx, st)
+		switch {
+		case errors.Is(err, store.ErrCAConflict):
+			// Another control plane created the CA first (save has
+			// loaded it): use that one.
+			a.log.Info("using the certificate authority another control plane created", observe.KeyFingerprint, a.SigningRootFP())
+		case err != nil:
 			return nil, err
+		default:
+			a.log.Info("created certificate authority", observe.KeyFingerprint, identity.Fingerprint(st.signingRoot().cert))
 		}
-		a.log.Info("created certificate authority", observe.KeyFingerprint, identity.Fingerprint(st.signingRoot().cert))
 	case err != nil:
-		return nil, fmt.Errorf("load ca: %w", err)
+		return nil, err
 	default:
-		st, err := decodeState(blob)
-		if err != nil {
-			return nil, fmt.Errorf("load ca: %w", err)
-		}
-		if st.trustDomain != cfg.TrustDomain.Name() {
-			return nil, fmt.Errorf("load ca: the data dir belongs to trust domain %q, not %q (use another --data-dir)", st.trustDomain, cfg.TrustDomain.Name())
-		}
 		a.state.Store(st)
 	}
 	return a, nil
+}
+
+// load reads and checks the CA state in the store.
+func (a *Authority) load(ctx context.Context) (*state, error) {
+	blob, rev, err := a.cfg.Store.LoadCA(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load ca: %w", err)
+	}
+	st, err := decodeState(blob)
+	if err != nil {
+		return nil, fmt.Errorf("load ca: %w", err)
+	}
+	if st.trustDomain != a.cfg.TrustDomain.Name() {
+		return nil, fmt.Errorf("load ca: the data dir belongs to trust domain %q, not %q (use another --data-dir)", st.trustDomain, a.cfg.TrustDomain.Name())
+	}
+	st.rev = rev
+	return st, nil
 }
 
 // Bundle is the trust bundle: every root a live certificate may chain to.
@@ -264,7 +284,9 @@ func (a *Authority) Tick(ctx context.Context) (bool, error) {
 		if now.After(r.NotBefore.Add(r.NotAfter.Sub(r.NotBefore) * 2 / 3)) {
 			a.log.Warn("root has used two thirds of its life: starting root rotation", observe.KeyNotAfter, r.NotAfter)
 			if err := a.StartRootRotation(ctx); err != nil {
-				return false, err
+				// A lost race reloaded another control plane's CA: that
+				// is a change too.
+				return errors.Is(err, store.ErrCAConflict), err
 			}
 			return true, nil
 		}
@@ -378,15 +400,28 @@ func (a *Authority) newState() (*state, error) {
 }
 
 // save persists st and then publishes it; readers never see a state that
-// is not on disk.
+// is not on disk. The store saves it only if the CA there is still the one
+// st was derived from: when another control plane saved first, nothing is
+// overwritten, the CA it saved is loaded and published instead, and the
+// error wraps store.ErrCAConflict.
 func (a *Authority) save(ctx context.Context, st *state) error {
 	blob, err := st.encode()
 	if err != nil {
 		return err
 	}
-	if err := a.cfg.Store.SaveCA(ctx, blob); err != nil {
+	rev, err := a.cfg.Store.SaveCA(ctx, blob, st.rev)
+	if errors.Is(err, store.ErrCAConflict) {
+		cur, lerr := a.load(ctx)
+		if lerr != nil {
+			return fmt.Errorf("save ca: %w; reload: %w", err, lerr)
+		}
+		a.state.Store(cur)
+		return fmt.Errorf("save ca: %w; loaded the CA it saved instead of overwriting it", err)
+	}
+	if err != nil {
 		return fmt.Errorf("save ca: %w", err)
 	}
+	st.rev = rev // st is not published yet
 	a.state.Store(st)
 	return nil
 }

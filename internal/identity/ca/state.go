@@ -23,6 +23,7 @@ type state struct {
 	phase       Phase
 	phaseSince  time.Time
 	retireAfter time.Time // PhaseRetire: when the old root may leave
+	rev         int64     // the store revision this state was loaded or saved at (0: not stored); not encoded
 }
 
 func (s *state) signingRoot() keyPair { return s.roots[s.signing] }

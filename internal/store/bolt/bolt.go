@@ -1,5 +1,6 @@
-// Package bolt is the default control plane store: one bbolt file in the
-// data dir (mode 0600, directory 0700). Each Store method is one bbolt
+// Package bolt is the default control plane store: one bbolt file, by
+// default in the data dir (mode 0600, directory 0700); store.Open opens it
+// for bolt:///path and plain paths. Each Store method is one bbolt
 // transaction, so a crash (even kill -9) leaves the file consistent.
 package bolt
 
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -41,8 +43,24 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the store in dataDir. A non-nil sealer
-// encrypts the CA blob at rest.
+func init() { store.Register("bolt", openURL) }
+
+// openURL opens bolt:///path/to/file (or a plain path) for store.Open.
+func openURL(_ context.Context, u *url.URL, opts store.Options) (store.Store, error) {
+	if u.Host != "" || u.Opaque != "" || u.User != nil {
+		return nil, fmt.Errorf("%w %s: a bolt URL names a local file: bolt:///absolute/path/%s, or give a plain path", store.ErrLocation, u.Redacted(), FileName)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%w %s: a bolt URL takes no query or fragment", store.ErrLocation, u.Redacted())
+	}
+	if u.Path == "" {
+		return nil, fmt.Errorf("%w: the bolt file path is empty", store.ErrLocation)
+	}
+	return OpenFile(u.Path, opts.Sealer)
+}
+
+// Open opens (creating if needed) the store in dataDir, which it makes
+// private (0700). A non-nil sealer encrypts the CA blob at rest.
 func Open(dataDir string, sealer *store.Sealer) (*Store, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -50,7 +68,16 @@ func Open(dataDir string, sealer *store.Sealer) (*Store, error) {
 	if err := os.Chmod(dataDir, 0o700); err != nil { //nolint:gosec // a directory needs x to be entered
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	path := filepath.Join(dataDir, FileName)
+	return OpenFile(filepath.Join(dataDir, FileName), sealer)
+}
+
+// OpenFile opens (creating if needed, mode 0600) the store in the file at
+// path. Missing parent directories are created 0700; an existing one is
+// left as it is (Open is the one that makes the data dir private).
+func OpenFile(path string, sealer *store.Sealer) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
@@ -79,32 +106,67 @@ func Open(dataDir string, sealer *store.Sealer) (*Store, error) {
 // Close closes the file.
 func (s *Store) Close() error { return s.db.Close() }
 
+// caRevision is the revision of the stored CA state. It is kept in the ca
+// bucket's sequence, so the file format is the one older versions wrote:
+// a state they saved (sequence 0) counts as revision 1.
+func caRevision(b *bbolt.Bucket) int64 {
+	if seq := b.Sequence(); seq > 0 {
+		return int64(seq) //nolint:gosec // bounded: counts CA saves, never near 2^63
+	}
+	if b.Get(keyCAState) != nil {
+		return 1
+	}
+	return 0
+}
+
 // LoadCA implements store.Store.
-func (s *Store) LoadCA(_ context.Context) ([]byte, error) {
-	var blob []byte
+func (s *Store) LoadCA(_ context.Context) ([]byte, int64, error) {
+	var (
+		blob []byte
+		rev  int64
+	)
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketCA).Get(keyCAState)
+		b := tx.Bucket(bucketCA)
+		v := b.Get(keyCAState)
 		if v == nil {
 			return store.ErrNotFound
 		}
-		blob = bytes.Clone(v)
+		blob, rev = bytes.Clone(v), caRevision(b)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return s.sealer.Open(blob)
+	plain, err := s.sealer.Open(blob)
+	if err != nil {
+		return nil, 0, err
+	}
+	return plain, rev, nil
 }
 
-// SaveCA implements store.Store.
-func (s *Store) SaveCA(_ context.Context, blob []byte) error {
+// SaveCA implements store.Store: the revision check and the write are one
+// bbolt transaction, which bbolt runs one at a time.
+func (s *Store) SaveCA(_ context.Context, blob []byte, prev int64) (int64, error) {
 	sealed, err := s.sealer.Seal(blob)
 	if err != nil {
-		return fmt.Errorf("seal ca: %w", err)
+		return 0, fmt.Errorf("seal ca: %w", err)
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketCA).Put(keyCAState, sealed)
+	var rev int64
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCA)
+		if cur := caRevision(b); cur != prev {
+			return fmt.Errorf("%w (stored revision %d, expected %d)", store.ErrCAConflict, cur, prev)
+		}
+		rev = prev + 1
+		if err := b.SetSequence(uint64(rev)); err != nil { //nolint:gosec // rev > 0
+			return err
+		}
+		return b.Put(keyCAState, sealed)
 	})
+	if err != nil {
+		return 0, err
+	}
+	return rev, nil
 }
 
 // CreateToken implements store.Store.
@@ -152,7 +214,11 @@ func (s *Store) ConsumeToken(_ context.Context, hash []byte, now time.Time, chec
 // fsync, not the signature, bounds issuance throughput.
 func (s *Store) RecordCert(_ context.Context, c store.IssuedCert) error {
 	return s.db.Batch(func(tx *bbolt.Tx) error {
-		return putJSON(tx.Bucket(bucketCerts), []byte(c.Serial), c)
+		b := tx.Bucket(bucketCerts)
+		if b.Get([]byte(c.Serial)) != nil {
+			return fmt.Errorf("%w: %s", store.ErrSerialExists, c.Serial)
+		}
+		return putJSON(b, []byte(c.Serial), c)
 	})
 }
 

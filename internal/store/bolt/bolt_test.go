@@ -6,11 +6,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
-	"time"
 
-	"github.com/google/go-cmp/cmp"
+	bbolt "go.etcd.io/bbolt"
 
 	"meshward.dev/meshward/internal/store"
 )
@@ -38,29 +36,6 @@ func TestFilePermissions(t *testing.T) {
 	}
 }
 
-func TestPruneAudit(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := range 5 {
-		if err := s.AppendAudit(ctx, store.AuditEvent{Time: t0.Add(time.Duration(i) * time.Hour), Action: "x"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n, err := s.PruneAudit(ctx, t0.Add(2*time.Hour))
-	if err != nil || n != 2 {
-		t.Fatalf("pruned %d, %v; want 2", n, err)
-	}
-	left, _ := s.Audit(ctx, time.Time{})
-	if len(left) != 3 || !left[0].Time.Equal(t0.Add(2*time.Hour)) {
-		t.Fatalf("left %v", left)
-	}
-}
-
 func TestSealedCA(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -70,10 +45,10 @@ func TestSealedCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := []byte(`{"key":"ca private key material"}`)
-	if err := s.SaveCA(ctx, secret); err != nil {
+	if _, err := s.SaveCA(ctx, secret, 0); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.LoadCA(ctx)
+	got, _, err := s.LoadCA(ctx)
 	if err != nil || string(got) != string(secret) {
 		t.Fatalf("load = %q, %v", got, err)
 	}
@@ -88,62 +63,77 @@ func TestSealedCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if _, err := s2.LoadCA(ctx); err == nil {
+	if _, _, err := s2.LoadCA(ctx); err == nil {
 		t.Fatal("loaded the CA with the wrong key")
 	}
-	if _, err := s2.LoadCA(ctx); errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s2.LoadCA(ctx); errors.Is(err, store.ErrNotFound) {
 		t.Fatal("wrong key reported as no CA (would create a new one)")
 	}
 }
 
-// TestAuditPage pages through a trail (with events before since mixed in)
-// with every page size: the pages together are exactly Audit's answer.
-func TestAuditPage(t *testing.T) {
+// TestCAStateFormat: the CA blob stays where older versions kept it (key
+// "state" in bucket "ca"), and a file they wrote (no revision in it) opens
+// with its CA at revision 1, which a compare-and-swap then moves on.
+func TestCAStateFormat(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir(), nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+
+	// A data dir as an older version left it.
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("ca"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("state"), []byte("legacy"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, rev, err := s.LoadCA(ctx)
+	if err != nil || string(blob) != "legacy" || rev != 1 {
+		t.Fatalf("LoadCA = %q, %d, %v; want legacy, 1", blob, rev, err)
+	}
+	if _, err := s.SaveCA(ctx, []byte("new"), 0); !errors.Is(err, store.ErrCAConflict) {
+		t.Fatalf("create over a legacy CA: %v, want ErrCAConflict", err)
+	}
+	rev, err = s.SaveCA(ctx, []byte("new"), 1)
+	if err != nil || rev != 2 {
+		t.Fatalf("SaveCA over revision 1 = %d, %v; want 2", rev, err)
+	}
+	s.Close()
+
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket([]byte("ca")).Get([]byte("state")); string(v) != "new" {
+			t.Errorf("ca/state = %q, want the blob as saved", v)
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := range 23 {
-		at := t0.Add(time.Duration(i) * time.Minute)
-		if i%3 == 0 {
-			at = t0.Add(-time.Hour) // before since
-		}
-		if err := s.AppendAudit(ctx, store.AuditEvent{Time: at, Action: "x", Detail: strconv.Itoa(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := s.Audit(ctx, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, limit := range []int{1, 2, 5, 15, 16, 100} {
-		var got []store.AuditEvent
-		var after uint64
-		for pages := 0; ; pages++ {
-			if pages > 30 {
-				t.Fatalf("limit %d: no end after 30 pages", limit)
-			}
-			page, next, err := s.AuditPage(ctx, t0, after, limit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(page) > limit {
-				t.Fatalf("limit %d: page of %d", limit, len(page))
-			}
-			got = append(got, page...)
-			if next == 0 {
-				break
-			}
-			after = next
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("limit %d: pages differ from Audit (-want +got):\n%s", limit, diff)
-		}
-	}
-	if _, _, err := s.AuditPage(ctx, t0, 0, 0); err == nil {
-		t.Error("limit 0 accepted")
+	if blob, rev, err := s.LoadCA(ctx); err != nil || string(blob) != "new" || rev != 2 {
+		t.Fatalf("after reopening: LoadCA = %q, %d, %v; want new, 2", blob, rev, err)
 	}
 }
