@@ -166,7 +166,7 @@ var (
 	timeKeys = map[string]bool{
 		"time": true, "not_before": true, "not_after": true, "svid_not_after": true, "expires_at": true, "applied_at": true,
 		"started_at": true, "connected_since": true, "last_report": true, "traffic_at": true, "next_intermediate_rotation": true,
-		"retire_after": true, "probed_at": true,
+		"retire_after": true, "probed_at": true, "reported": true,
 	}
 	// textKeys may hold digits only and still be text (a grant's port
 	// can be "*"; an HTTP code label; tap's grpc_status can be "other" or
@@ -364,6 +364,8 @@ func TestOutputViewsOfProtoEpochs(t *testing.T) {
 	for name, v := range map[string]any{
 		"status": newStatusView(st), "history": newPolicyHistoryView(&apiv1.PolicyHistoryResponse{Versions: []*apiv1.PolicyVersion{pv}}),
 		"audit": newAuditView(&apiv1.AuditEvent{Time: epoch.UnixNano(), Action: "policy.apply"}),
+		"audit deny": newAuditView(&apiv1.AuditEvent{Time: epoch.UnixNano(), Action: "request.deny", Deny: &apiv1.AuditDeny{
+			Method: "GET", Path: "/1", Port: 8084, Rule: "default-deny", PolicyVersion: "sha256:aa", GitCommit: "4e94245", Reported: epoch.UnixNano()}}),
 	} {
 		var b bytes.Buffer
 		if err := writeOutput(&b, formatJSON, v); err != nil {

@@ -168,10 +168,32 @@ type auditView struct {
 	Actor   string     `json:"actor"`
 	Subject string     `json:"subject"`
 	Detail  string     `json:"detail"`
+	// Deny is a reported deny's fields (request.deny, request.audit-deny);
+	// absent on other events and on denies recorded before it existed.
+	Deny *auditDenyView `json:"deny,omitempty"`
+}
+
+// auditDenyView is the deny of an audit record: the caller is the
+// record's actor, the service its subject.
+type auditDenyView struct {
+	Method        string     `json:"method"` // "" for a connection
+	Path          string     `json:"path"`
+	Port          int        `json:"port"`
+	Policy        string     `json:"policy"`
+	Rule          string     `json:"rule"`
+	Mode          string     `json:"mode"`
+	PolicyVersion string     `json:"policy_version"`
+	GitCommit     string     `json:"git_commit"`
+	Reported      *time.Time `json:"reported"` // the time the sidecar claims; time is when it was received
 }
 
 func newAuditView(e *apiv1.AuditEvent) auditView {
-	return auditView{Time: unixNanoTime(e.Time), Action: e.Action, Outcome: e.Outcome, Actor: e.Actor, Subject: e.Subject, Detail: e.Detail}
+	v := auditView{Time: unixNanoTime(e.Time), Action: e.Action, Outcome: e.Outcome, Actor: e.Actor, Subject: e.Subject, Detail: e.Detail}
+	if d := e.GetDeny(); d != nil {
+		v.Deny = &auditDenyView{Method: d.Method, Path: d.Path, Port: int(d.Port), Policy: d.Policy, Rule: d.Rule, Mode: d.Mode,
+			PolicyVersion: d.PolicyVersion, GitCommit: d.GitCommit, Reported: unixNanoTime(d.Reported)}
+	}
+	return v
 }
 
 // tokenView is `token create`.

@@ -413,7 +413,7 @@ func (s *Server) Audit(req *apiv1.AuditRequest, stream grpc.ServerStreamingServe
 			return status.Error(codes.Internal, err.Error())
 		}
 		for _, e := range events {
-			ev := &apiv1.AuditEvent{Time: e.Time.UnixNano(), Action: e.Action, Actor: e.Actor, Subject: e.Subject, Detail: e.Detail, Outcome: e.Outcome}
+			ev := auditMessage(e)
 			n := proto.Size(ev) + 8 // field tag and length
 			if len(page.Events) > 0 && (size+n > auditPageBytes || len(page.Events) == auditPageEvents) {
 				if err := stream.Send(page); err != nil {
@@ -433,6 +433,19 @@ func (s *Server) Audit(req *apiv1.AuditRequest, stream grpc.ServerStreamingServe
 		return stream.Send(page)
 	}
 	return nil
+}
+
+// auditMessage is a stored audit event on the wire.
+func auditMessage(e store.AuditEvent) *apiv1.AuditEvent {
+	ev := &apiv1.AuditEvent{Time: e.Time.UnixNano(), Action: e.Action, Actor: e.Actor, Subject: e.Subject, Detail: e.Detail, Outcome: e.Outcome}
+	if d := e.Deny; d != nil {
+		ev.Deny = &apiv1.AuditDeny{Method: d.Method, Path: d.Path, Port: d.Port, Policy: d.Policy, Rule: d.Rule, Mode: d.Mode,
+			PolicyVersion: d.PolicyVersion, GitCommit: d.GitCommit}
+		if !d.Reported.IsZero() {
+			ev.Deny.Reported = d.Reported.UnixNano()
+		}
+	}
+	return ev
 }
 
 func policyMessage(v store.PolicyVersion) *apiv1.Policy {

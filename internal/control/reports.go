@@ -96,7 +96,7 @@ func (r *reporter) ruleLabel(rule string) string {
 // with the policy version (and git commit) that decided. Only denies at
 // the reporter's own service are kept (it witnessed them); each is stamped
 // with now, the time the control plane received it (the sidecar's claimed
-// time is kept as reported=...); and per identity only so many are
+// time is kept as Deny.Reported); and per identity only so many are
 // itemized (token bucket), the rest counted.
 func (s *Server) recordDenies(ctx context.Context, reporter spiffeid.ID, r *apiv1.WorkloadReport, now time.Time) {
 	if len(r.GetDenies()) == 0 && r.GetDeniesDropped() <= 0 {
@@ -153,25 +153,44 @@ func (s *Server) recordDenies(ctx context.Context, reporter spiffeid.ID, r *apiv
 		if d.GetMode() == "audit" {
 			action, outcome = "request.audit-deny", "would-deny"
 		}
-		what := clip(d.GetMethod(), 32) + " " + clip(d.GetPath(), maxFieldBytes)
-		if d.GetMethod() == "" {
-			what = "connection"
+		deny := &store.AuditDeny{
+			Method: clip(d.GetMethod(), 32), Path: clip(d.GetPath(), maxFieldBytes), Port: d.GetPort(),
+			Policy: clip(d.GetPolicy(), maxFieldBytes), Rule: clip(d.GetRule(), maxFieldBytes), Mode: clip(d.GetMode(), 16),
+			PolicyVersion: clip(d.GetPolicyVersion(), 128),
 		}
-		detail := fmt.Sprintf("%s port %d rule=%s policy=%s mode=%s version=%s", what, d.GetPort(),
-			clip(d.GetRule(), maxFieldBytes), clip(d.GetPolicy(), maxFieldBytes), clip(d.GetMode(), 16), clip(d.GetPolicyVersion(), 128))
 		if commit != "" && d.GetPolicyVersion() == version {
-			detail += " commit=" + commit
+			deny.GitCommit = commit
 		}
 		if t := d.GetTime(); t != 0 {
-			detail += " reported=" + time.Unix(0, t).UTC().Format(time.RFC3339Nano)
+			deny.Reported = time.Unix(0, t).UTC()
 		}
 		s.m.denies.WithLabelValues(svc, it.rule).Inc()
-		e := store.AuditEvent{Time: now, Action: action, Actor: clip(d.GetSource(), maxFieldBytes), Subject: svc, Detail: detail, Outcome: outcome}
+		e := store.AuditEvent{Time: now, Action: action, Actor: clip(d.GetSource(), maxFieldBytes), Subject: svc, Detail: denyDetail(deny), Outcome: outcome, Deny: deny}
 		if err := s.cfg.Store.AppendAudit(ctx, e); err != nil {
 			s.log.Error("audit write failed", observe.KeyError, err)
 			return
 		}
 	}
+}
+
+// denyDetail is a deny's text in the trail, for people (`meshward audit`):
+// "METHOD PATH port N rule=R policy=P mode=M version=V [commit=C]
+// [reported=T]", with "connection" for METHOD PATH at L4. The path is the
+// caller's and may hold anything printable, so this text is not parsed:
+// readers take the fields from AuditEvent.Deny.
+func denyDetail(d *store.AuditDeny) string {
+	what := d.Method + " " + d.Path
+	if d.Method == "" {
+		what = "connection"
+	}
+	detail := fmt.Sprintf("%s port %d rule=%s policy=%s mode=%s version=%s", what, d.Port, d.Rule, d.Policy, d.Mode, d.PolicyVersion)
+	if d.GitCommit != "" {
+		detail += " commit=" + d.GitCommit
+	}
+	if !d.Reported.IsZero() {
+		detail += " reported=" + d.Reported.Format(time.RFC3339Nano)
+	}
+	return detail
 }
 
 // flushDrops writes one audit event and one log line per identity that had

@@ -171,6 +171,7 @@ func TestEscaping(t *testing.T) {
 		events: []store.AuditEvent{{
 			Time: t0.Add(-time.Minute), Action: "request.deny", Actor: id("frontend"), Subject: id("payments"),
 			Detail: "GET /" + evil + " port 8084 rule=default-deny policy=payments mode=enforce version=sha256:1", Outcome: "denied",
+			Deny: &store.AuditDeny{Method: "GET", Path: "/" + evil, Port: 8084, Policy: "payments", Rule: "default-deny", Mode: "enforce", PolicyVersion: "sha256:1"},
 		}, {
 			Time: t0.Add(-time.Minute), Action: "token.create", Actor: "spiffe://shop.local/x" + evil, Subject: evil, Detail: evil, Outcome: "ok",
 		}},
@@ -239,15 +240,21 @@ func TestIdentities(t *testing.T) {
 	}
 }
 
+// TestDenials: the latest denies and other events in the window. The
+// connection and the POST deny carry fields (AuditEvent.Deny, as the
+// control plane stores them now); the DELETE one is text only, as stored
+// before the fields existed. The goldens are the same for both.
 func TestDenials(t *testing.T) {
 	src := &fakeSource{events: []store.AuditEvent{
 		{Time: t0.Add(-25 * time.Hour), Action: "request.deny", Actor: id("old"), Subject: id("payments"), Detail: "GET /too-old port 8084 rule=default-deny policy=payments mode=enforce version=sha256:aa", Outcome: "denied"},
 		{Time: t0.Add(-2 * time.Hour), Action: "policy.apply", Actor: "spiffe://shop.local/meshward/admin", Subject: "sha256:aa", Detail: "revision 1", Outcome: "ok"},
 		{Time: t0.Add(-90 * time.Minute), Action: "identity.ban", Actor: "spiffe://shop.local/meshward/admin", Subject: id("legacy"), Detail: "compromised", Outcome: "ok"},
 		{Time: t0.Add(-10 * time.Minute), Action: "request.audit-deny", Actor: id("orders"), Subject: id("catalog"), Detail: "DELETE /products/1 port 8082 rule=default-deny policy=catalog mode=audit version=sha256:bb", Outcome: "would-deny"},
-		{Time: t0.Add(-5 * time.Minute), Action: "request.deny", Actor: id("frontend"), Subject: id("db"), Detail: "connection port 5432 rule=default-deny policy= mode=enforce version=sha256:bb", Outcome: "denied"},
+		{Time: t0.Add(-5 * time.Minute), Action: "request.deny", Actor: id("frontend"), Subject: id("db"), Detail: "connection port 5432 rule=default-deny policy= mode=enforce version=sha256:bb", Outcome: "denied",
+			Deny: &store.AuditDeny{Port: 5432, Rule: "default-deny", Mode: "enforce", PolicyVersion: "sha256:bb"}},
 		{Time: t0.Add(-3 * time.Minute), Action: "cert.refuse", Actor: "bootstrap", Subject: "", Detail: "token used", Outcome: "refused"},
-		{Time: t0.Add(-time.Minute), Action: "request.deny", Actor: id("frontend"), Subject: id("payments"), Detail: "POST /charge port 8084 rule=frontend-refunds policy=payments mode=enforce version=sha256:bb commit=4e94245aa1b2", Outcome: "denied"},
+		{Time: t0.Add(-time.Minute), Action: "request.deny", Actor: id("frontend"), Subject: id("payments"), Detail: "POST /charge port 8084 rule=frontend-refunds policy=payments mode=enforce version=sha256:bb commit=4e94245aa1b2", Outcome: "denied",
+			Deny: &store.AuditDeny{Method: "POST", Path: "/charge", Port: 8084, Policy: "payments", Rule: "frontend-refunds", Mode: "enforce", PolicyVersion: "sha256:bb", GitCommit: "4e94245aa1b2"}},
 		{Time: t0.Add(-30 * time.Second), Action: "request.deny", Actor: id("orders"), Subject: id("orders"), Detail: "3 more denies not itemized (rate bound)", Outcome: "denied"},
 	}}
 	d, _ := newTest(t, src, nil)
@@ -267,6 +274,9 @@ func TestDenials(t *testing.T) {
 	}
 	if got := v.Denies[2]; got.Method != "" || got.Port != 5432 {
 		t.Errorf("connection deny = %+v", got)
+	}
+	if got := v.Denies[3]; got.Method != "DELETE" || got.Path != "/products/1" || got.Port != 8082 || got.Mode != "audit" || got.Version != "sha256:bb" {
+		t.Errorf("deny stored as text only (before AuditEvent.Deny) = %+v", got)
 	}
 	if len(v.Events) != 3 || v.Events[0].Action != "cert.refuse" {
 		t.Errorf("events = %+v", v.Events)

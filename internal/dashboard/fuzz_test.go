@@ -10,8 +10,9 @@ import (
 	"meshward.dev/meshward/internal/store"
 )
 
-// FuzzParseDeny: an audit detail carries a path a caller chose; parsing
-// never panics and what it extracts is a part of the detail.
+// FuzzParseDeny: an old audit event (text only, no Deny fields) carries a
+// path a caller chose in its detail; parsing never panics and what it
+// extracts is a part of the detail.
 func FuzzParseDeny(f *testing.F) {
 	for _, s := range []string{
 		"GET /charge port 8084 rule=default-deny policy=payments mode=enforce version=sha256:aa",
@@ -24,7 +25,7 @@ func FuzzParseDeny(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, detail string) {
-		d := parseDeny(store.AuditEvent{Time: time.Unix(0, 0), Action: "request.deny", Detail: detail})
+		d := denyOf(store.AuditEvent{Time: time.Unix(0, 0), Action: "request.deny", Detail: detail})
 		if d.Detail != detail {
 			t.Fatalf("detail changed: %q -> %q", detail, d.Detail)
 		}
