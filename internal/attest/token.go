@@ -1,6 +1,8 @@
-// Package attest proves who a workload is before it has a certificate:
-// single-use, expiring join tokens, stored only as hashes. (Kubernetes
-// service account token review is planned; see docs/architecture.md.)
+// Package attest proves who a workload is before it has a certificate.
+// An Attestor turns evidence into a verdict (the identity to sign for);
+// join tokens (single use, expiring, stored only as hashes) are the one
+// attestor today. (Kubernetes service account token review is planned; see
+// docs/architecture.md.)
 package attest
 
 import (

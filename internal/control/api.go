@@ -23,29 +23,58 @@ import (
 	"meshward.dev/meshward/internal/store"
 )
 
-// Bootstrap implements apiv1.ControlServer.
+// Bootstrap implements apiv1.ControlServer. The attestor the evidence is
+// for decides the identity; the CSR may only ask for that one.
 func (s *Server) Bootstrap(ctx context.Context, req *apiv1.BootstrapRequest) (*apiv1.SVIDResponse, error) {
-	id, err := s.tokens.Redeem(ctx, req.GetToken(), func(id spiffeid.ID) error {
-		if s.isBanned(id) {
-			return errBanned
-		}
-		_, err := ca.CheckCSR(req.GetCsr(), id)
-		return err
-	})
+	a, evidence, err := s.attestorFor(req)
+	var v attest.Verdict
+	if err == nil {
+		v, err = a.Attest(ctx, evidence, func(v attest.Verdict) error {
+			if s.isBanned(v.ID) {
+				return errBanned
+			}
+			_, err := ca.CheckCSR(req.GetCsr(), v.ID)
+			return err
+		})
+	}
+	joinToken := a != nil && a.Name() == attest.JoinTokenName
 	if err != nil {
-		s.m.tokens.WithLabelValues("refused").Inc()
+		if joinToken {
+			s.m.tokens.WithLabelValues("refused").Inc()
+		}
 		s.m.certsRefused.WithLabelValues(refusalReason(err)).Inc()
 		ok, dropped := s.refusals.allow(s.cfg.Now())
 		if dropped > 0 {
 			s.audit(ctx, "cert.refuse", "bootstrap", "", fmt.Sprintf("%d refused bootstrap attempts not itemized (rate bound)", dropped), "refused")
 		}
 		if ok {
-			s.audit(ctx, "cert.refuse", "bootstrap", id.String(), err.Error(), "refused")
+			s.audit(ctx, "cert.refuse", "bootstrap", v.ID.String(), err.Error(), "refused")
 		}
 		return nil, toStatus(err)
 	}
-	s.m.tokens.WithLabelValues("used").Inc()
-	return s.issue(ctx, req.GetCsr(), id, "bootstrap")
+	if joinToken {
+		s.m.tokens.WithLabelValues("used").Inc()
+	}
+	return s.issue(ctx, req.GetCsr(), v.ID, "bootstrap")
+}
+
+// attestorFor picks the attestor by the kind of evidence: a join token in
+// token (every request before attestation existed, and one with no
+// evidence at all, whose refusal stays a malformed token), or typed
+// evidence in attestation.
+func (s *Server) attestorFor(req *apiv1.BootstrapRequest) (attest.Attestor, []byte, error) {
+	ad := req.GetAttestation()
+	switch {
+	case ad == nil:
+		return s.attestors[attest.JoinTokenName], []byte(req.GetToken()), nil
+	case req.GetToken() != "":
+		return nil, nil, fmt.Errorf("%w: a join token and %q evidence in one request", errBadEvidence, ad.GetType())
+	}
+	a, ok := s.attestors[ad.GetType()]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: no attestor for evidence of type %q", errBadEvidence, ad.GetType())
+	}
+	return a, ad.GetPayload(), nil
 }
 
 // Renew implements apiv1.ControlServer.
@@ -143,17 +172,19 @@ func (s *Server) Watch(stream apiv1.Control_WatchServer) error {
 			return nil
 		case <-s.hub.done:
 			return status.Error(codes.Unavailable, "control plane shutting down")
-		case err := <-recvErr:
-			if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
-				return nil
-			}
+		case <-recvErr:
+			// The workload closed its side (or the stream broke): the
+			// stream ends cleanly either way.
 			return nil
 		case <-changed:
 		}
 	}
 }
 
-var errBanned = errors.New("identity is banned")
+var (
+	errBanned      = errors.New("identity is banned")
+	errBadEvidence = errors.New("bad attestation evidence")
+)
 
 // endpointsComplete reports whether the registry can be trusted to list
 // every running sidecar: not until sidecars have had time to reconnect
@@ -212,6 +243,10 @@ func refusalReason(err error) string {
 		return "bad_csr"
 	case errors.Is(err, errBanned):
 		return "banned"
+	case errors.Is(err, errBadEvidence):
+		return "bad_evidence"
+	case errors.Is(err, attest.ErrRefused):
+		return "attestation_refused"
 	}
 	return "internal"
 }
@@ -219,8 +254,10 @@ func refusalReason(err error) string {
 // toStatus turns domain errors into gRPC statuses at the edge.
 func toStatus(err error) error {
 	switch {
-	case errors.Is(err, attest.ErrBadToken), errors.Is(err, ca.ErrBadCSR):
+	case errors.Is(err, attest.ErrBadToken), errors.Is(err, ca.ErrBadCSR), errors.Is(err, errBadEvidence):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, attest.ErrRefused):
+		return status.Error(codes.Unauthenticated, err.Error())
 	case errors.Is(err, store.ErrTokenUsed), errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUnknown):
 		// The sidecar's operator reads this: say what to do next.
 		return status.Error(codes.Unauthenticated, err.Error()+"; a join token works once and expires: mint a new one with `meshward token create --service NAME`")

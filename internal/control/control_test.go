@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/attest"
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/identity/ca"
 	"meshward.dev/meshward/internal/identity/source"
@@ -51,6 +52,7 @@ type testEnv struct {
 type envOpts struct {
 	workloadTTL, intermediateTTL, adminTTL time.Duration
 	logger                                 *slog.Logger
+	attestors                              []attest.Attestor
 }
 
 func hashPolicy(files []store.PolicyFile, _ []string) (string, error) {
@@ -77,7 +79,7 @@ func startEnv(t testing.TB, o envOpts) *testEnv {
 		t.Fatal(err)
 	}
 	e.ca = a
-	srv, err := New(ctx, Config{TrustDomain: td, Listen: "127.0.0.1:0", DataDir: e.dir, Store: st, CA: a, CheckPolicy: hashPolicy, Now: now, TickInterval: 100 * time.Millisecond, AdminTTL: o.adminTTL, Logger: o.logger})
+	srv, err := New(ctx, Config{TrustDomain: td, Listen: "127.0.0.1:0", DataDir: e.dir, Store: st, CA: a, CheckPolicy: hashPolicy, Now: now, TickInterval: 100 * time.Millisecond, AdminTTL: o.adminTTL, Logger: o.logger, Attestors: o.attestors})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,9 @@ type Config struct {
 	// beyond it is refused with ResourceExhausted; the open ones, which
 	// belong to working sidecars, are never cut for it.
 	MaxWatchesPerIdentity int
+	// Attestors are attestors besides join tokens (which are always on),
+	// chosen by the type of the evidence a Bootstrap request carries.
+	Attestors []attest.Attestor
 }
 
 // Validate checks the configuration.
@@ -82,6 +85,13 @@ func (c *Config) Validate() error {
 	case c.CheckPolicy == nil:
 		return errors.New("control: policy checker is required")
 	}
+	seen := map[string]bool{attest.JoinTokenName: true}
+	for _, a := range c.Attestors {
+		if a == nil || a.Name() == "" || seen[a.Name()] {
+			return errors.New("control: each attestor needs a name of its own (join_token is built in)")
+		}
+		seen[a.Name()] = true
+	}
 	return nil
 }
 
@@ -94,6 +104,9 @@ type Server struct {
 	tokens *attest.Tokens
 	hub    *hub
 	ln     net.Listener
+
+	// attestors by evidence type; join_token redeems tokens.
+	attestors map[string]attest.Attestor
 
 	cert    atomic.Pointer[tls.Certificate] // the control plane's own SVID
 	certFP  atomic.Value                    // signing root it chains to (string)
@@ -141,6 +154,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		tokens:   &attest.Tokens{Store: cfg.Store, Now: cfg.Now},
 		advanceC: make(chan struct{}, 1),
 		started:  cfg.Now(),
+	}
+	s.attestors = map[string]attest.Attestor{attest.JoinTokenName: attest.JoinToken{Tokens: s.tokens}}
+	for _, a := range cfg.Attestors {
+		s.attestors[a.Name()] = a
 	}
 	s.hub = newHub()
 	if cfg.Registerer == nil {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"meshward.dev/meshward/internal/backoff"
 )
 
 // tailBuffer keeps the last lines written to it, for the message that
@@ -69,6 +71,12 @@ const (
 	stopGrace = 5 * time.Second
 )
 
+// restartBackoff is the delay before each restart: doubling from
+// minRestart to maxRestart, exact (the notice says how long).
+func restartBackoff() backoff.Backoff {
+	return backoff.Backoff{Min: minRestart, Max: maxRestart}
+}
+
 // process is one supervised child: it is (re)started by run until ctx is
 // cancelled, then stopped gracefully.
 type process struct {
@@ -118,16 +126,16 @@ func (s *processStatus) exited(reason string, gaveUp bool) {
 // run keeps the process running until ctx ends. A process that exits is
 // reported and restarted with exponential backoff.
 func (p *process) run(ctx context.Context) {
-	backoff := minRestart
+	restart := restartBackoff()
 	crashes := 0
 	for ctx.Err() == nil {
 		cmd, err := p.prepare(ctx)
 		if err != nil {
-			p.notice("%s: cannot start: %v (retrying in %s)", p.name, err, backoff)
-			if !sleepCtx(ctx, backoff) {
+			delay := restart.Next()
+			p.notice("%s: cannot start: %v (retrying in %s)", p.name, err, delay)
+			if !sleepCtx(ctx, delay) {
 				return
 			}
-			backoff = min(backoff*2, maxRestart)
 			continue
 		}
 		out := p.out
@@ -148,11 +156,11 @@ func (p *process) run(ctx context.Context) {
 			_ = f.Close()
 		}
 		if err != nil {
-			p.notice("%s: cannot start: %v (retrying in %s)", p.name, err, backoff)
-			if !sleepCtx(ctx, backoff) {
+			delay := restart.Next()
+			p.notice("%s: cannot start: %v (retrying in %s)", p.name, err, delay)
+			if !sleepCtx(ctx, delay) {
 				return
 			}
-			backoff = min(backoff*2, maxRestart)
 			continue
 		}
 		if p.onStart != nil {
@@ -172,7 +180,8 @@ func (p *process) run(ctx context.Context) {
 			return
 		}
 		if time.Since(start) > stable {
-			backoff, crashes = minRestart, 0
+			restart.Reset()
+			crashes = 0
 		}
 		crashes++
 		reason := exitReason(err)
@@ -182,11 +191,11 @@ func (p *process) run(ctx context.Context) {
 			return
 		}
 		p.status.exited(reason, false)
-		p.notice("%s exited (%s); restarting in %s", p.name, reason, backoff)
-		if !sleepCtx(ctx, backoff) {
+		delay := restart.Next()
+		p.notice("%s exited (%s); restarting in %s", p.name, reason, delay)
+		if !sleepCtx(ctx, delay) {
 			return
 		}
-		backoff = min(backoff*2, maxRestart)
 	}
 }
 

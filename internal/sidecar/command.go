@@ -13,6 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"meshward.dev/meshward/internal/gotune"
+	"meshward.dev/meshward/internal/identity/source"
 	"meshward.dev/meshward/internal/observe"
 	"meshward.dev/meshward/internal/proxy"
 )
@@ -29,6 +30,7 @@ type proxyOptions struct {
 	namespace   string
 	control     string
 	trustDomain string
+	bundle      string
 	inbound     string
 	app         string
 	protocol    string
@@ -127,12 +129,21 @@ and policy while the control plane is unreachable.`,
 			if o.workloadApp > 0 {
 				apps = os.NewFile(uintptr(o.workloadApp), "workload-app")
 			}
+			var bundle []byte
+			if o.bundle != "" {
+				if bundle, err = os.ReadFile(o.bundle); err != nil {
+					return usagef("--bundle: %v", err)
+				}
+				if _, err := source.ParseBundle(bundle); err != nil {
+					return usagef("--bundle %s: %v", o.bundle, err)
+				}
+			}
 			var td spiffeid.TrustDomain
 			if o.trustDomain != "" {
 				td = spiffeid.RequireTrustDomainFromString(o.trustDomain)
 			}
 			err = Run(cmd.Context(), Config{
-				Service: o.service, Namespace: o.namespace, Control: o.control, Token: os.Getenv("MESHWARD_TOKEN"),
+				Service: o.service, Namespace: o.namespace, Control: o.control, Token: os.Getenv("MESHWARD_TOKEN"), Bundle: bundle,
 				TrustDomain: td, Inbound: o.inbound, App: o.app, Protocol: proxy.Protocol(o.protocol), AllowUpgrades: o.upgrades, Port: o.port,
 				Upstreams: ups, HTTPProxy: o.httpProxy, Admin: o.admin, WorkloadAPI: o.workloadAPI,
 				WorkloadUID: o.workloadUID, WorkloadApp: apps, Logger: log,
@@ -148,6 +159,7 @@ and policy while the control plane is unreachable.`,
 	f.StringVar(&o.namespace, "namespace", "default", "namespace of the service")
 	f.StringVar(&o.control, "control", "127.0.0.1:7443", "control plane address")
 	f.StringVar(&o.trustDomain, "trust-domain", "", "require this trust domain (default: the control plane's)")
+	f.StringVar(&o.bundle, "bundle", "", "PEM file of CA roots the control plane must chain to at bootstrap, checked as well as the join token's pin")
 	f.StringVar(&o.inbound, "inbound", "", "mTLS listen address for callers (empty: no inbound side)")
 	f.StringVar(&o.app, "app", "", "the app's plaintext loopback address")
 	f.StringVar(&o.protocol, "protocol", "http", "what the app speaks: http, http2, grpc or tcp")

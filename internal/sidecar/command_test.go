@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,6 +43,10 @@ func TestBadFlagsKeepTheJoinToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
+	notPEM := filepath.Join(t.TempDir(), "bundle.pem")
+	if err := os.WriteFile(notPEM, []byte("not a bundle\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -52,6 +58,8 @@ func TestBadFlagsKeepTheJoinToken(t *testing.T) {
 		{[]string{"--app", "10.1.2.3:8080"}, "app"},
 		{[]string{"--admin", "0.0.0.0:15000"}, "--admin"},
 		{[]string{"--http-proxy", "192.0.2.1:3128"}, "httpProxy"},
+		{[]string{"--bundle", notPEM + ".missing"}, "--bundle"},
+		{[]string{"--bundle", notPEM}, "--bundle " + notPEM + ": data that is not PEM"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			args := append([]string{"--service", "web", "--control", ln.Addr().String(), "--inbound", "127.0.0.1:0",

@@ -40,6 +40,7 @@ type Config struct {
 	Namespace   string
 	Control     string               // control plane address
 	Token       string               // join token
+	Bundle      []byte               // optional: PEM CA roots the control plane must chain to, besides the token's pin
 	TrustDomain spiffeid.TrustDomain // optional: required trust domain
 	Inbound     string               // mTLS listener ("" for none)
 	App         string               // the app's loopback address
@@ -134,6 +135,7 @@ func Run(ctx context.Context, cfg Config) error {
 	src, err = source.New(bootCtx, source.Config{
 		ControlAddr: cfg.Control,
 		Token:       cfg.Token,
+		Bundle:      cfg.Bundle,
 		TrustDomain: cfg.TrustDomain,
 		Logger:      log.With(observe.KeyComponent, "identity"),
 		Report: func() *apiv1.WorkloadReport {

@@ -27,9 +27,12 @@ const (
 )
 
 type BootstrapRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	Csr           []byte                 `protobuf:"bytes,2,opt,name=csr,proto3" json:"csr,omitempty"` // DER PKCS#10
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"` // a join token (the "join_token" attestor)
+	Csr   []byte                 `protobuf:"bytes,2,opt,name=csr,proto3" json:"csr,omitempty"`     // DER PKCS#10
+	// attestation is evidence for another attestor, used when token is
+	// empty. The attestor is chosen by its type.
+	Attestation   *AttestationData `protobuf:"bytes,3,opt,name=attestation,proto3" json:"attestation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -78,6 +81,66 @@ func (x *BootstrapRequest) GetCsr() []byte {
 	return nil
 }
 
+func (x *BootstrapRequest) GetAttestation() *AttestationData {
+	if x != nil {
+		return x.Attestation
+	}
+	return nil
+}
+
+// AttestationData is evidence of one kind for the attestor of that name.
+type AttestationData struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`       // the attestor's name
+	Payload       []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"` // what that attestor reads; never logged
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttestationData) Reset() {
+	*x = AttestationData{}
+	mi := &file_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttestationData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttestationData) ProtoMessage() {}
+
+func (x *AttestationData) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttestationData.ProtoReflect.Descriptor instead.
+func (*AttestationData) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AttestationData) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *AttestationData) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
 type RenewRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Csr           []byte                 `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"` // DER PKCS#10
@@ -87,7 +150,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_control_proto_msgTypes[1]
+	mi := &file_control_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -99,7 +162,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[1]
+	mi := &file_control_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -112,7 +175,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{1}
+	return file_control_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RenewRequest) GetCsr() []byte {
@@ -133,7 +196,7 @@ type SVIDResponse struct {
 
 func (x *SVIDResponse) Reset() {
 	*x = SVIDResponse{}
-	mi := &file_control_proto_msgTypes[2]
+	mi := &file_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +208,7 @@ func (x *SVIDResponse) String() string {
 func (*SVIDResponse) ProtoMessage() {}
 
 func (x *SVIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[2]
+	mi := &file_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +221,7 @@ func (x *SVIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SVIDResponse.ProtoReflect.Descriptor instead.
 func (*SVIDResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{2}
+	return file_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SVIDResponse) GetChain() [][]byte {
@@ -206,7 +269,7 @@ type WorkloadReport struct {
 
 func (x *WorkloadReport) Reset() {
 	*x = WorkloadReport{}
-	mi := &file_control_proto_msgTypes[3]
+	mi := &file_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -218,7 +281,7 @@ func (x *WorkloadReport) String() string {
 func (*WorkloadReport) ProtoMessage() {}
 
 func (x *WorkloadReport) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[3]
+	mi := &file_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -231,7 +294,7 @@ func (x *WorkloadReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadReport.ProtoReflect.Descriptor instead.
 func (*WorkloadReport) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{3}
+	return file_control_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WorkloadReport) GetSpiffeId() string {
@@ -349,7 +412,7 @@ type TrafficCounter struct {
 
 func (x *TrafficCounter) Reset() {
 	*x = TrafficCounter{}
-	mi := &file_control_proto_msgTypes[4]
+	mi := &file_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -361,7 +424,7 @@ func (x *TrafficCounter) String() string {
 func (*TrafficCounter) ProtoMessage() {}
 
 func (x *TrafficCounter) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[4]
+	mi := &file_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -374,7 +437,7 @@ func (x *TrafficCounter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrafficCounter.ProtoReflect.Descriptor instead.
 func (*TrafficCounter) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{4}
+	return file_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TrafficCounter) GetKind() string {
@@ -446,7 +509,7 @@ type Deny struct {
 
 func (x *Deny) Reset() {
 	*x = Deny{}
-	mi := &file_control_proto_msgTypes[5]
+	mi := &file_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +521,7 @@ func (x *Deny) String() string {
 func (*Deny) ProtoMessage() {}
 
 func (x *Deny) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[5]
+	mi := &file_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +534,7 @@ func (x *Deny) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deny.ProtoReflect.Descriptor instead.
 func (*Deny) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{5}
+	return file_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Deny) GetTime() int64 {
@@ -564,7 +627,7 @@ type MeshUpdate struct {
 
 func (x *MeshUpdate) Reset() {
 	*x = MeshUpdate{}
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +639,7 @@ func (x *MeshUpdate) String() string {
 func (*MeshUpdate) ProtoMessage() {}
 
 func (x *MeshUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +652,7 @@ func (x *MeshUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshUpdate.ProtoReflect.Descriptor instead.
 func (*MeshUpdate) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{6}
+	return file_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MeshUpdate) GetBundle() [][]byte {
@@ -650,7 +713,7 @@ type Endpoints struct {
 
 func (x *Endpoints) Reset() {
 	*x = Endpoints{}
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +725,7 @@ func (x *Endpoints) String() string {
 func (*Endpoints) ProtoMessage() {}
 
 func (x *Endpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +738,7 @@ func (x *Endpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoints.ProtoReflect.Descriptor instead.
 func (*Endpoints) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{7}
+	return file_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Endpoints) GetAddrs() []string {
@@ -697,7 +760,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +772,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +785,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{8}
+	return file_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Policy) GetVersion() string {
@@ -763,7 +826,7 @@ type PolicyFile struct {
 
 func (x *PolicyFile) Reset() {
 	*x = PolicyFile{}
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +838,7 @@ func (x *PolicyFile) String() string {
 func (*PolicyFile) ProtoMessage() {}
 
 func (x *PolicyFile) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +851,7 @@ func (x *PolicyFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyFile.ProtoReflect.Descriptor instead.
 func (*PolicyFile) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{9}
+	return file_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PolicyFile) GetName() string {
@@ -816,7 +879,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +891,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +904,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{10}
+	return file_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateTokenRequest) GetService() string {
@@ -876,7 +939,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +951,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +964,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{11}
+	return file_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -933,7 +996,7 @@ type CAStatusRequest struct {
 
 func (x *CAStatusRequest) Reset() {
 	*x = CAStatusRequest{}
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1008,7 @@ func (x *CAStatusRequest) String() string {
 func (*CAStatusRequest) ProtoMessage() {}
 
 func (x *CAStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1021,7 @@ func (x *CAStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatusRequest.ProtoReflect.Descriptor instead.
 func (*CAStatusRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{12}
+	return file_control_proto_rawDescGZIP(), []int{13}
 }
 
 type Certificate struct {
@@ -977,7 +1040,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1052,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1065,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{13}
+	return file_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Certificate) GetRole() string {
@@ -1071,7 +1134,7 @@ type Lagging struct {
 
 func (x *Lagging) Reset() {
 	*x = Lagging{}
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1146,7 @@ func (x *Lagging) String() string {
 func (*Lagging) ProtoMessage() {}
 
 func (x *Lagging) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1159,7 @@ func (x *Lagging) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lagging.ProtoReflect.Descriptor instead.
 func (*Lagging) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{14}
+	return file_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Lagging) GetSpiffeId() string {
@@ -1128,7 +1191,7 @@ type CAStatusResponse struct {
 
 func (x *CAStatusResponse) Reset() {
 	*x = CAStatusResponse{}
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1203,7 @@ func (x *CAStatusResponse) String() string {
 func (*CAStatusResponse) ProtoMessage() {}
 
 func (x *CAStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1216,7 @@ func (x *CAStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatusResponse.ProtoReflect.Descriptor instead.
 func (*CAStatusResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{15}
+	return file_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CAStatusResponse) GetTrustDomain() string {
@@ -1214,7 +1277,7 @@ type RotateCARequest struct {
 
 func (x *RotateCARequest) Reset() {
 	*x = RotateCARequest{}
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1289,7 @@ func (x *RotateCARequest) String() string {
 func (*RotateCARequest) ProtoMessage() {}
 
 func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1302,7 @@ func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCARequest.ProtoReflect.Descriptor instead.
 func (*RotateCARequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{16}
+	return file_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RotateCARequest) GetRoot() bool {
@@ -1259,7 +1322,7 @@ type BanRequest struct {
 
 func (x *BanRequest) Reset() {
 	*x = BanRequest{}
-	mi := &file_control_proto_msgTypes[17]
+	mi := &file_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1334,7 @@ func (x *BanRequest) String() string {
 func (*BanRequest) ProtoMessage() {}
 
 func (x *BanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[17]
+	mi := &file_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1347,7 @@ func (x *BanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanRequest.ProtoReflect.Descriptor instead.
 func (*BanRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{17}
+	return file_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BanRequest) GetSpiffeId() string {
@@ -1310,7 +1373,7 @@ type BanResponse struct {
 
 func (x *BanResponse) Reset() {
 	*x = BanResponse{}
-	mi := &file_control_proto_msgTypes[18]
+	mi := &file_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1385,7 @@ func (x *BanResponse) String() string {
 func (*BanResponse) ProtoMessage() {}
 
 func (x *BanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[18]
+	mi := &file_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1398,7 @@ func (x *BanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanResponse.ProtoReflect.Descriptor instead.
 func (*BanResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{18}
+	return file_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BanResponse) GetBanned() []string {
@@ -1363,7 +1426,7 @@ type ApplyPolicyRequest struct {
 
 func (x *ApplyPolicyRequest) Reset() {
 	*x = ApplyPolicyRequest{}
-	mi := &file_control_proto_msgTypes[19]
+	mi := &file_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1438,7 @@ func (x *ApplyPolicyRequest) String() string {
 func (*ApplyPolicyRequest) ProtoMessage() {}
 
 func (x *ApplyPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[19]
+	mi := &file_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1451,7 @@ func (x *ApplyPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{19}
+	return file_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ApplyPolicyRequest) GetFiles() []*PolicyFile {
@@ -1445,7 +1508,7 @@ type PolicyVersion struct {
 
 func (x *PolicyVersion) Reset() {
 	*x = PolicyVersion{}
-	mi := &file_control_proto_msgTypes[20]
+	mi := &file_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1520,7 @@ func (x *PolicyVersion) String() string {
 func (*PolicyVersion) ProtoMessage() {}
 
 func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[20]
+	mi := &file_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1533,7 @@ func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
 func (*PolicyVersion) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{20}
+	return file_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PolicyVersion) GetRevision() int64 {
@@ -1544,7 +1607,7 @@ type PolicyHistoryRequest struct {
 
 func (x *PolicyHistoryRequest) Reset() {
 	*x = PolicyHistoryRequest{}
-	mi := &file_control_proto_msgTypes[21]
+	mi := &file_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1619,7 @@ func (x *PolicyHistoryRequest) String() string {
 func (*PolicyHistoryRequest) ProtoMessage() {}
 
 func (x *PolicyHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[21]
+	mi := &file_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1632,7 @@ func (x *PolicyHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistoryRequest.ProtoReflect.Descriptor instead.
 func (*PolicyHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{21}
+	return file_control_proto_rawDescGZIP(), []int{22}
 }
 
 type PolicyHistoryResponse struct {
@@ -1581,7 +1644,7 @@ type PolicyHistoryResponse struct {
 
 func (x *PolicyHistoryResponse) Reset() {
 	*x = PolicyHistoryResponse{}
-	mi := &file_control_proto_msgTypes[22]
+	mi := &file_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1593,7 +1656,7 @@ func (x *PolicyHistoryResponse) String() string {
 func (*PolicyHistoryResponse) ProtoMessage() {}
 
 func (x *PolicyHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[22]
+	mi := &file_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1606,7 +1669,7 @@ func (x *PolicyHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistoryResponse.ProtoReflect.Descriptor instead.
 func (*PolicyHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{22}
+	return file_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PolicyHistoryResponse) GetVersions() []*PolicyVersion {
@@ -1625,7 +1688,7 @@ type RollbackPolicyRequest struct {
 
 func (x *RollbackPolicyRequest) Reset() {
 	*x = RollbackPolicyRequest{}
-	mi := &file_control_proto_msgTypes[23]
+	mi := &file_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1700,7 @@ func (x *RollbackPolicyRequest) String() string {
 func (*RollbackPolicyRequest) ProtoMessage() {}
 
 func (x *RollbackPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[23]
+	mi := &file_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1713,7 @@ func (x *RollbackPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackPolicyRequest.ProtoReflect.Descriptor instead.
 func (*RollbackPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{23}
+	return file_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RollbackPolicyRequest) GetRevision() int64 {
@@ -1669,7 +1732,7 @@ type PolicyRevisionRequest struct {
 
 func (x *PolicyRevisionRequest) Reset() {
 	*x = PolicyRevisionRequest{}
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1744,7 @@ func (x *PolicyRevisionRequest) String() string {
 func (*PolicyRevisionRequest) ProtoMessage() {}
 
 func (x *PolicyRevisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1757,7 @@ func (x *PolicyRevisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRevisionRequest.ProtoReflect.Descriptor instead.
 func (*PolicyRevisionRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{24}
+	return file_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PolicyRevisionRequest) GetRevision() int64 {
@@ -1714,7 +1777,7 @@ type PolicyRevisionResponse struct {
 
 func (x *PolicyRevisionResponse) Reset() {
 	*x = PolicyRevisionResponse{}
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +1789,7 @@ func (x *PolicyRevisionResponse) String() string {
 func (*PolicyRevisionResponse) ProtoMessage() {}
 
 func (x *PolicyRevisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +1802,7 @@ func (x *PolicyRevisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRevisionResponse.ProtoReflect.Descriptor instead.
 func (*PolicyRevisionResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{25}
+	return file_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PolicyRevisionResponse) GetVersion() *PolicyVersion {
@@ -1764,7 +1827,7 @@ type MeshStatusRequest struct {
 
 func (x *MeshStatusRequest) Reset() {
 	*x = MeshStatusRequest{}
-	mi := &file_control_proto_msgTypes[26]
+	mi := &file_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +1839,7 @@ func (x *MeshStatusRequest) String() string {
 func (*MeshStatusRequest) ProtoMessage() {}
 
 func (x *MeshStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[26]
+	mi := &file_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +1852,7 @@ func (x *MeshStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshStatusRequest.ProtoReflect.Descriptor instead.
 func (*MeshStatusRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{26}
+	return file_control_proto_rawDescGZIP(), []int{27}
 }
 
 type WorkloadStatus struct {
@@ -1815,7 +1878,7 @@ type WorkloadStatus struct {
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_control_proto_msgTypes[27]
+	mi := &file_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +1890,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[27]
+	mi := &file_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +1903,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{27}
+	return file_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WorkloadStatus) GetSpiffeId() string {
@@ -1962,7 +2025,7 @@ type MeshStatusResponse struct {
 
 func (x *MeshStatusResponse) Reset() {
 	*x = MeshStatusResponse{}
-	mi := &file_control_proto_msgTypes[28]
+	mi := &file_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2037,7 @@ func (x *MeshStatusResponse) String() string {
 func (*MeshStatusResponse) ProtoMessage() {}
 
 func (x *MeshStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[28]
+	mi := &file_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2050,7 @@ func (x *MeshStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshStatusResponse.ProtoReflect.Descriptor instead.
 func (*MeshStatusResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{28}
+	return file_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MeshStatusResponse) GetTrustDomain() string {
@@ -2041,7 +2104,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_control_proto_msgTypes[29]
+	mi := &file_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2116,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[29]
+	mi := &file_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2129,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{29}
+	return file_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AuditRequest) GetSince() int64 {
@@ -2077,20 +2140,25 @@ func (x *AuditRequest) GetSince() int64 {
 }
 
 type AuditEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Time          int64                  `protobuf:"varint,1,opt,name=time,proto3" json:"time,omitempty"`    // unix nanoseconds
-	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"` // token.create, cert.issue, cert.refuse, policy.apply, ca.rotate, identity.ban, ...
-	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`   // SPIFFE ID or "bootstrap"
-	Subject       string                 `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
-	Detail        string                 `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
-	Outcome       string                 `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"` // ok | refused
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Time    int64                  `protobuf:"varint,1,opt,name=time,proto3" json:"time,omitempty"`    // unix nanoseconds
+	Action  string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"` // token.create, cert.issue, cert.refuse, policy.apply, ca.rotate, identity.ban, ...
+	Actor   string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`   // SPIFFE ID or "bootstrap"
+	Subject string                 `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	Detail  string                 `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	Outcome string                 `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"` // ok | refused
+	// deny is set on request.deny and request.audit-deny events a sidecar
+	// reported (not on summaries of dropped ones, nor on events recorded
+	// before the field existed): the deny as fields, so no reader parses
+	// detail, which stays the same text for humans.
+	Deny          *AuditDeny `protobuf:"bytes,7,opt,name=deny,proto3" json:"deny,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_control_proto_msgTypes[30]
+	mi := &file_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2170,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[30]
+	mi := &file_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2183,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{30}
+	return file_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AuditEvent) GetTime() int64 {
@@ -2160,6 +2228,123 @@ func (x *AuditEvent) GetOutcome() string {
 	return ""
 }
 
+func (x *AuditEvent) GetDeny() *AuditDeny {
+	if x != nil {
+		return x.Deny
+	}
+	return nil
+}
+
+// AuditDeny is one reported deny as the audit trail keeps it: actor is the
+// caller, subject the service, time when the control plane received it.
+type AuditDeny struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Method        string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"` // "" for L4
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Port          int32                  `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Policy        string                 `protobuf:"bytes,4,opt,name=policy,proto3" json:"policy,omitempty"`
+	Rule          string                 `protobuf:"bytes,5,opt,name=rule,proto3" json:"rule,omitempty"` // the rule or default that decided
+	Mode          string                 `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"` // enforce | audit
+	PolicyVersion string                 `protobuf:"bytes,7,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`
+	GitCommit     string                 `protobuf:"bytes,8,opt,name=git_commit,json=gitCommit,proto3" json:"git_commit,omitempty"` // of policy_version, when it is the one in force and known
+	Reported      int64                  `protobuf:"varint,9,opt,name=reported,proto3" json:"reported,omitempty"`                   // unix nanoseconds the sidecar claims (0: none)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditDeny) Reset() {
+	*x = AuditDeny{}
+	mi := &file_control_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditDeny) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditDeny) ProtoMessage() {}
+
+func (x *AuditDeny) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditDeny.ProtoReflect.Descriptor instead.
+func (*AuditDeny) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AuditDeny) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AuditDeny) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *AuditDeny) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *AuditDeny) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *AuditDeny) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *AuditDeny) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *AuditDeny) GetPolicyVersion() string {
+	if x != nil {
+		return x.PolicyVersion
+	}
+	return ""
+}
+
+func (x *AuditDeny) GetGitCommit() string {
+	if x != nil {
+		return x.GitCommit
+	}
+	return ""
+}
+
+func (x *AuditDeny) GetReported() int64 {
+	if x != nil {
+		return x.Reported
+	}
+	return 0
+}
+
 type AuditResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*AuditEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -2169,7 +2354,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_control_proto_msgTypes[31]
+	mi := &file_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2366,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[31]
+	mi := &file_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2379,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{31}
+	return file_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AuditResponse) GetEvents() []*AuditEvent {
@@ -2212,7 +2397,7 @@ type MeshCheckRequest struct {
 
 func (x *MeshCheckRequest) Reset() {
 	*x = MeshCheckRequest{}
-	mi := &file_control_proto_msgTypes[32]
+	mi := &file_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2409,7 @@ func (x *MeshCheckRequest) String() string {
 func (*MeshCheckRequest) ProtoMessage() {}
 
 func (x *MeshCheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[32]
+	mi := &file_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2422,7 @@ func (x *MeshCheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshCheckRequest.ProtoReflect.Descriptor instead.
 func (*MeshCheckRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{32}
+	return file_control_proto_rawDescGZIP(), []int{34}
 }
 
 type MeshCheckResponse struct {
@@ -2255,7 +2440,7 @@ type MeshCheckResponse struct {
 
 func (x *MeshCheckResponse) Reset() {
 	*x = MeshCheckResponse{}
-	mi := &file_control_proto_msgTypes[33]
+	mi := &file_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2267,7 +2452,7 @@ func (x *MeshCheckResponse) String() string {
 func (*MeshCheckResponse) ProtoMessage() {}
 
 func (x *MeshCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[33]
+	mi := &file_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2280,7 +2465,7 @@ func (x *MeshCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshCheckResponse.ProtoReflect.Descriptor instead.
 func (*MeshCheckResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{33}
+	return file_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *MeshCheckResponse) GetServerTime() int64 {
@@ -2327,7 +2512,7 @@ type CertChain struct {
 
 func (x *CertChain) Reset() {
 	*x = CertChain{}
-	mi := &file_control_proto_msgTypes[34]
+	mi := &file_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2339,7 +2524,7 @@ func (x *CertChain) String() string {
 func (*CertChain) ProtoMessage() {}
 
 func (x *CertChain) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[34]
+	mi := &file_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2352,7 +2537,7 @@ func (x *CertChain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertChain.ProtoReflect.Descriptor instead.
 func (*CertChain) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{34}
+	return file_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CertChain) GetCerts() [][]byte {
@@ -2366,10 +2551,14 @@ var File_control_proto protoreflect.FileDescriptor
 
 const file_control_proto_rawDesc = "" +
 	"\n" +
-	"\rcontrol.proto\x12\vmeshward.v1\":\n" +
+	"\rcontrol.proto\x12\vmeshward.v1\"z\n" +
 	"\x10BootstrapRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x10\n" +
-	"\x03csr\x18\x02 \x01(\fR\x03csr\" \n" +
+	"\x03csr\x18\x02 \x01(\fR\x03csr\x12>\n" +
+	"\vattestation\x18\x03 \x01(\v2\x1c.meshward.v1.AttestationDataR\vattestation\"?\n" +
+	"\x0fAttestationData\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\" \n" +
 	"\fRenewRequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"Y\n" +
 	"\fSVIDResponse\x12\x14\n" +
@@ -2540,7 +2729,7 @@ const file_control_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\x06 \x01(\x03R\tstartedAt\"$\n" +
 	"\fAuditRequest\x12\x14\n" +
-	"\x05since\x18\x01 \x01(\x03R\x05since\"\x9a\x01\n" +
+	"\x05since\x18\x01 \x01(\x03R\x05since\"\xc6\x01\n" +
 	"\n" +
 	"AuditEvent\x12\x12\n" +
 	"\x04time\x18\x01 \x01(\x03R\x04time\x12\x16\n" +
@@ -2548,7 +2737,19 @@ const file_control_proto_rawDesc = "" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x18\n" +
 	"\asubject\x18\x04 \x01(\tR\asubject\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12\x18\n" +
-	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"@\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x12*\n" +
+	"\x04deny\x18\a \x01(\v2\x16.meshward.v1.AuditDenyR\x04deny\"\xed\x01\n" +
+	"\tAuditDeny\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\x05R\x04port\x12\x16\n" +
+	"\x06policy\x18\x04 \x01(\tR\x06policy\x12\x12\n" +
+	"\x04rule\x18\x05 \x01(\tR\x04rule\x12\x12\n" +
+	"\x04mode\x18\x06 \x01(\tR\x04mode\x12%\n" +
+	"\x0epolicy_version\x18\a \x01(\tR\rpolicyVersion\x12\x1d\n" +
+	"\n" +
+	"git_commit\x18\b \x01(\tR\tgitCommit\x12\x1a\n" +
+	"\breported\x18\t \x01(\x03R\breported\"@\n" +
 	"\rAuditResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.meshward.v1.AuditEventR\x06events\"\x12\n" +
 	"\x10MeshCheckRequest\"\xdd\x02\n" +
@@ -2594,103 +2795,107 @@ func file_control_proto_rawDescGZIP() []byte {
 	return file_control_proto_rawDescData
 }
 
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_control_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),       // 0: meshward.v1.BootstrapRequest
-	(*RenewRequest)(nil),           // 1: meshward.v1.RenewRequest
-	(*SVIDResponse)(nil),           // 2: meshward.v1.SVIDResponse
-	(*WorkloadReport)(nil),         // 3: meshward.v1.WorkloadReport
-	(*TrafficCounter)(nil),         // 4: meshward.v1.TrafficCounter
-	(*Deny)(nil),                   // 5: meshward.v1.Deny
-	(*MeshUpdate)(nil),             // 6: meshward.v1.MeshUpdate
-	(*Endpoints)(nil),              // 7: meshward.v1.Endpoints
-	(*Policy)(nil),                 // 8: meshward.v1.Policy
-	(*PolicyFile)(nil),             // 9: meshward.v1.PolicyFile
-	(*CreateTokenRequest)(nil),     // 10: meshward.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),    // 11: meshward.v1.CreateTokenResponse
-	(*CAStatusRequest)(nil),        // 12: meshward.v1.CAStatusRequest
-	(*Certificate)(nil),            // 13: meshward.v1.Certificate
-	(*Lagging)(nil),                // 14: meshward.v1.Lagging
-	(*CAStatusResponse)(nil),       // 15: meshward.v1.CAStatusResponse
-	(*RotateCARequest)(nil),        // 16: meshward.v1.RotateCARequest
-	(*BanRequest)(nil),             // 17: meshward.v1.BanRequest
-	(*BanResponse)(nil),            // 18: meshward.v1.BanResponse
-	(*ApplyPolicyRequest)(nil),     // 19: meshward.v1.ApplyPolicyRequest
-	(*PolicyVersion)(nil),          // 20: meshward.v1.PolicyVersion
-	(*PolicyHistoryRequest)(nil),   // 21: meshward.v1.PolicyHistoryRequest
-	(*PolicyHistoryResponse)(nil),  // 22: meshward.v1.PolicyHistoryResponse
-	(*RollbackPolicyRequest)(nil),  // 23: meshward.v1.RollbackPolicyRequest
-	(*PolicyRevisionRequest)(nil),  // 24: meshward.v1.PolicyRevisionRequest
-	(*PolicyRevisionResponse)(nil), // 25: meshward.v1.PolicyRevisionResponse
-	(*MeshStatusRequest)(nil),      // 26: meshward.v1.MeshStatusRequest
-	(*WorkloadStatus)(nil),         // 27: meshward.v1.WorkloadStatus
-	(*MeshStatusResponse)(nil),     // 28: meshward.v1.MeshStatusResponse
-	(*AuditRequest)(nil),           // 29: meshward.v1.AuditRequest
-	(*AuditEvent)(nil),             // 30: meshward.v1.AuditEvent
-	(*AuditResponse)(nil),          // 31: meshward.v1.AuditResponse
-	(*MeshCheckRequest)(nil),       // 32: meshward.v1.MeshCheckRequest
-	(*MeshCheckResponse)(nil),      // 33: meshward.v1.MeshCheckResponse
-	(*CertChain)(nil),              // 34: meshward.v1.CertChain
-	nil,                            // 35: meshward.v1.MeshUpdate.EndpointsEntry
-	nil,                            // 36: meshward.v1.MeshCheckResponse.ChainsEntry
+	(*AttestationData)(nil),        // 1: meshward.v1.AttestationData
+	(*RenewRequest)(nil),           // 2: meshward.v1.RenewRequest
+	(*SVIDResponse)(nil),           // 3: meshward.v1.SVIDResponse
+	(*WorkloadReport)(nil),         // 4: meshward.v1.WorkloadReport
+	(*TrafficCounter)(nil),         // 5: meshward.v1.TrafficCounter
+	(*Deny)(nil),                   // 6: meshward.v1.Deny
+	(*MeshUpdate)(nil),             // 7: meshward.v1.MeshUpdate
+	(*Endpoints)(nil),              // 8: meshward.v1.Endpoints
+	(*Policy)(nil),                 // 9: meshward.v1.Policy
+	(*PolicyFile)(nil),             // 10: meshward.v1.PolicyFile
+	(*CreateTokenRequest)(nil),     // 11: meshward.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),    // 12: meshward.v1.CreateTokenResponse
+	(*CAStatusRequest)(nil),        // 13: meshward.v1.CAStatusRequest
+	(*Certificate)(nil),            // 14: meshward.v1.Certificate
+	(*Lagging)(nil),                // 15: meshward.v1.Lagging
+	(*CAStatusResponse)(nil),       // 16: meshward.v1.CAStatusResponse
+	(*RotateCARequest)(nil),        // 17: meshward.v1.RotateCARequest
+	(*BanRequest)(nil),             // 18: meshward.v1.BanRequest
+	(*BanResponse)(nil),            // 19: meshward.v1.BanResponse
+	(*ApplyPolicyRequest)(nil),     // 20: meshward.v1.ApplyPolicyRequest
+	(*PolicyVersion)(nil),          // 21: meshward.v1.PolicyVersion
+	(*PolicyHistoryRequest)(nil),   // 22: meshward.v1.PolicyHistoryRequest
+	(*PolicyHistoryResponse)(nil),  // 23: meshward.v1.PolicyHistoryResponse
+	(*RollbackPolicyRequest)(nil),  // 24: meshward.v1.RollbackPolicyRequest
+	(*PolicyRevisionRequest)(nil),  // 25: meshward.v1.PolicyRevisionRequest
+	(*PolicyRevisionResponse)(nil), // 26: meshward.v1.PolicyRevisionResponse
+	(*MeshStatusRequest)(nil),      // 27: meshward.v1.MeshStatusRequest
+	(*WorkloadStatus)(nil),         // 28: meshward.v1.WorkloadStatus
+	(*MeshStatusResponse)(nil),     // 29: meshward.v1.MeshStatusResponse
+	(*AuditRequest)(nil),           // 30: meshward.v1.AuditRequest
+	(*AuditEvent)(nil),             // 31: meshward.v1.AuditEvent
+	(*AuditDeny)(nil),              // 32: meshward.v1.AuditDeny
+	(*AuditResponse)(nil),          // 33: meshward.v1.AuditResponse
+	(*MeshCheckRequest)(nil),       // 34: meshward.v1.MeshCheckRequest
+	(*MeshCheckResponse)(nil),      // 35: meshward.v1.MeshCheckResponse
+	(*CertChain)(nil),              // 36: meshward.v1.CertChain
+	nil,                            // 37: meshward.v1.MeshUpdate.EndpointsEntry
+	nil,                            // 38: meshward.v1.MeshCheckResponse.ChainsEntry
 }
 var file_control_proto_depIdxs = []int32{
-	5,  // 0: meshward.v1.WorkloadReport.denies:type_name -> meshward.v1.Deny
-	4,  // 1: meshward.v1.WorkloadReport.traffic:type_name -> meshward.v1.TrafficCounter
-	8,  // 2: meshward.v1.MeshUpdate.policy:type_name -> meshward.v1.Policy
-	35, // 3: meshward.v1.MeshUpdate.endpoints:type_name -> meshward.v1.MeshUpdate.EndpointsEntry
-	9,  // 4: meshward.v1.Policy.files:type_name -> meshward.v1.PolicyFile
-	13, // 5: meshward.v1.CAStatusResponse.certificates:type_name -> meshward.v1.Certificate
-	14, // 6: meshward.v1.CAStatusResponse.lagging:type_name -> meshward.v1.Lagging
-	9,  // 7: meshward.v1.ApplyPolicyRequest.files:type_name -> meshward.v1.PolicyFile
-	20, // 8: meshward.v1.PolicyHistoryResponse.versions:type_name -> meshward.v1.PolicyVersion
-	20, // 9: meshward.v1.PolicyRevisionResponse.version:type_name -> meshward.v1.PolicyVersion
-	9,  // 10: meshward.v1.PolicyRevisionResponse.files:type_name -> meshward.v1.PolicyFile
-	4,  // 11: meshward.v1.WorkloadStatus.traffic:type_name -> meshward.v1.TrafficCounter
-	27, // 12: meshward.v1.MeshStatusResponse.workloads:type_name -> meshward.v1.WorkloadStatus
-	20, // 13: meshward.v1.MeshStatusResponse.policy:type_name -> meshward.v1.PolicyVersion
-	15, // 14: meshward.v1.MeshStatusResponse.ca:type_name -> meshward.v1.CAStatusResponse
-	30, // 15: meshward.v1.AuditResponse.events:type_name -> meshward.v1.AuditEvent
-	28, // 16: meshward.v1.MeshCheckResponse.status:type_name -> meshward.v1.MeshStatusResponse
-	36, // 17: meshward.v1.MeshCheckResponse.chains:type_name -> meshward.v1.MeshCheckResponse.ChainsEntry
-	20, // 18: meshward.v1.MeshCheckResponse.latest_policy:type_name -> meshward.v1.PolicyVersion
-	7,  // 19: meshward.v1.MeshUpdate.EndpointsEntry.value:type_name -> meshward.v1.Endpoints
-	34, // 20: meshward.v1.MeshCheckResponse.ChainsEntry.value:type_name -> meshward.v1.CertChain
-	0,  // 21: meshward.v1.Control.Bootstrap:input_type -> meshward.v1.BootstrapRequest
-	1,  // 22: meshward.v1.Control.Renew:input_type -> meshward.v1.RenewRequest
-	3,  // 23: meshward.v1.Control.Watch:input_type -> meshward.v1.WorkloadReport
-	10, // 24: meshward.v1.Control.CreateToken:input_type -> meshward.v1.CreateTokenRequest
-	12, // 25: meshward.v1.Control.CAStatus:input_type -> meshward.v1.CAStatusRequest
-	16, // 26: meshward.v1.Control.RotateCA:input_type -> meshward.v1.RotateCARequest
-	17, // 27: meshward.v1.Control.Ban:input_type -> meshward.v1.BanRequest
-	17, // 28: meshward.v1.Control.Unban:input_type -> meshward.v1.BanRequest
-	19, // 29: meshward.v1.Control.ApplyPolicy:input_type -> meshward.v1.ApplyPolicyRequest
-	21, // 30: meshward.v1.Control.PolicyHistory:input_type -> meshward.v1.PolicyHistoryRequest
-	23, // 31: meshward.v1.Control.RollbackPolicy:input_type -> meshward.v1.RollbackPolicyRequest
-	24, // 32: meshward.v1.Control.PolicyRevision:input_type -> meshward.v1.PolicyRevisionRequest
-	26, // 33: meshward.v1.Control.MeshStatus:input_type -> meshward.v1.MeshStatusRequest
-	29, // 34: meshward.v1.Control.Audit:input_type -> meshward.v1.AuditRequest
-	32, // 35: meshward.v1.Control.MeshCheck:input_type -> meshward.v1.MeshCheckRequest
-	2,  // 36: meshward.v1.Control.Bootstrap:output_type -> meshward.v1.SVIDResponse
-	2,  // 37: meshward.v1.Control.Renew:output_type -> meshward.v1.SVIDResponse
-	6,  // 38: meshward.v1.Control.Watch:output_type -> meshward.v1.MeshUpdate
-	11, // 39: meshward.v1.Control.CreateToken:output_type -> meshward.v1.CreateTokenResponse
-	15, // 40: meshward.v1.Control.CAStatus:output_type -> meshward.v1.CAStatusResponse
-	15, // 41: meshward.v1.Control.RotateCA:output_type -> meshward.v1.CAStatusResponse
-	18, // 42: meshward.v1.Control.Ban:output_type -> meshward.v1.BanResponse
-	18, // 43: meshward.v1.Control.Unban:output_type -> meshward.v1.BanResponse
-	20, // 44: meshward.v1.Control.ApplyPolicy:output_type -> meshward.v1.PolicyVersion
-	22, // 45: meshward.v1.Control.PolicyHistory:output_type -> meshward.v1.PolicyHistoryResponse
-	20, // 46: meshward.v1.Control.RollbackPolicy:output_type -> meshward.v1.PolicyVersion
-	25, // 47: meshward.v1.Control.PolicyRevision:output_type -> meshward.v1.PolicyRevisionResponse
-	28, // 48: meshward.v1.Control.MeshStatus:output_type -> meshward.v1.MeshStatusResponse
-	31, // 49: meshward.v1.Control.Audit:output_type -> meshward.v1.AuditResponse
-	33, // 50: meshward.v1.Control.MeshCheck:output_type -> meshward.v1.MeshCheckResponse
-	36, // [36:51] is the sub-list for method output_type
-	21, // [21:36] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	1,  // 0: meshward.v1.BootstrapRequest.attestation:type_name -> meshward.v1.AttestationData
+	6,  // 1: meshward.v1.WorkloadReport.denies:type_name -> meshward.v1.Deny
+	5,  // 2: meshward.v1.WorkloadReport.traffic:type_name -> meshward.v1.TrafficCounter
+	9,  // 3: meshward.v1.MeshUpdate.policy:type_name -> meshward.v1.Policy
+	37, // 4: meshward.v1.MeshUpdate.endpoints:type_name -> meshward.v1.MeshUpdate.EndpointsEntry
+	10, // 5: meshward.v1.Policy.files:type_name -> meshward.v1.PolicyFile
+	14, // 6: meshward.v1.CAStatusResponse.certificates:type_name -> meshward.v1.Certificate
+	15, // 7: meshward.v1.CAStatusResponse.lagging:type_name -> meshward.v1.Lagging
+	10, // 8: meshward.v1.ApplyPolicyRequest.files:type_name -> meshward.v1.PolicyFile
+	21, // 9: meshward.v1.PolicyHistoryResponse.versions:type_name -> meshward.v1.PolicyVersion
+	21, // 10: meshward.v1.PolicyRevisionResponse.version:type_name -> meshward.v1.PolicyVersion
+	10, // 11: meshward.v1.PolicyRevisionResponse.files:type_name -> meshward.v1.PolicyFile
+	5,  // 12: meshward.v1.WorkloadStatus.traffic:type_name -> meshward.v1.TrafficCounter
+	28, // 13: meshward.v1.MeshStatusResponse.workloads:type_name -> meshward.v1.WorkloadStatus
+	21, // 14: meshward.v1.MeshStatusResponse.policy:type_name -> meshward.v1.PolicyVersion
+	16, // 15: meshward.v1.MeshStatusResponse.ca:type_name -> meshward.v1.CAStatusResponse
+	32, // 16: meshward.v1.AuditEvent.deny:type_name -> meshward.v1.AuditDeny
+	31, // 17: meshward.v1.AuditResponse.events:type_name -> meshward.v1.AuditEvent
+	29, // 18: meshward.v1.MeshCheckResponse.status:type_name -> meshward.v1.MeshStatusResponse
+	38, // 19: meshward.v1.MeshCheckResponse.chains:type_name -> meshward.v1.MeshCheckResponse.ChainsEntry
+	21, // 20: meshward.v1.MeshCheckResponse.latest_policy:type_name -> meshward.v1.PolicyVersion
+	8,  // 21: meshward.v1.MeshUpdate.EndpointsEntry.value:type_name -> meshward.v1.Endpoints
+	36, // 22: meshward.v1.MeshCheckResponse.ChainsEntry.value:type_name -> meshward.v1.CertChain
+	0,  // 23: meshward.v1.Control.Bootstrap:input_type -> meshward.v1.BootstrapRequest
+	2,  // 24: meshward.v1.Control.Renew:input_type -> meshward.v1.RenewRequest
+	4,  // 25: meshward.v1.Control.Watch:input_type -> meshward.v1.WorkloadReport
+	11, // 26: meshward.v1.Control.CreateToken:input_type -> meshward.v1.CreateTokenRequest
+	13, // 27: meshward.v1.Control.CAStatus:input_type -> meshward.v1.CAStatusRequest
+	17, // 28: meshward.v1.Control.RotateCA:input_type -> meshward.v1.RotateCARequest
+	18, // 29: meshward.v1.Control.Ban:input_type -> meshward.v1.BanRequest
+	18, // 30: meshward.v1.Control.Unban:input_type -> meshward.v1.BanRequest
+	20, // 31: meshward.v1.Control.ApplyPolicy:input_type -> meshward.v1.ApplyPolicyRequest
+	22, // 32: meshward.v1.Control.PolicyHistory:input_type -> meshward.v1.PolicyHistoryRequest
+	24, // 33: meshward.v1.Control.RollbackPolicy:input_type -> meshward.v1.RollbackPolicyRequest
+	25, // 34: meshward.v1.Control.PolicyRevision:input_type -> meshward.v1.PolicyRevisionRequest
+	27, // 35: meshward.v1.Control.MeshStatus:input_type -> meshward.v1.MeshStatusRequest
+	30, // 36: meshward.v1.Control.Audit:input_type -> meshward.v1.AuditRequest
+	34, // 37: meshward.v1.Control.MeshCheck:input_type -> meshward.v1.MeshCheckRequest
+	3,  // 38: meshward.v1.Control.Bootstrap:output_type -> meshward.v1.SVIDResponse
+	3,  // 39: meshward.v1.Control.Renew:output_type -> meshward.v1.SVIDResponse
+	7,  // 40: meshward.v1.Control.Watch:output_type -> meshward.v1.MeshUpdate
+	12, // 41: meshward.v1.Control.CreateToken:output_type -> meshward.v1.CreateTokenResponse
+	16, // 42: meshward.v1.Control.CAStatus:output_type -> meshward.v1.CAStatusResponse
+	16, // 43: meshward.v1.Control.RotateCA:output_type -> meshward.v1.CAStatusResponse
+	19, // 44: meshward.v1.Control.Ban:output_type -> meshward.v1.BanResponse
+	19, // 45: meshward.v1.Control.Unban:output_type -> meshward.v1.BanResponse
+	21, // 46: meshward.v1.Control.ApplyPolicy:output_type -> meshward.v1.PolicyVersion
+	23, // 47: meshward.v1.Control.PolicyHistory:output_type -> meshward.v1.PolicyHistoryResponse
+	21, // 48: meshward.v1.Control.RollbackPolicy:output_type -> meshward.v1.PolicyVersion
+	26, // 49: meshward.v1.Control.PolicyRevision:output_type -> meshward.v1.PolicyRevisionResponse
+	29, // 50: meshward.v1.Control.MeshStatus:output_type -> meshward.v1.MeshStatusResponse
+	33, // 51: meshward.v1.Control.Audit:output_type -> meshward.v1.AuditResponse
+	35, // 52: meshward.v1.Control.MeshCheck:output_type -> meshward.v1.MeshCheckResponse
+	38, // [38:53] is the sub-list for method output_type
+	23, // [23:38] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -2704,7 +2909,7 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

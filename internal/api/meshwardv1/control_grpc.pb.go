@@ -45,7 +45,9 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type ControlClient interface {
-	// Bootstrap trades a single-use join token and a CSR for an X.509-SVID.
+	// Bootstrap trades attestation evidence (a single-use join token, or
+	// evidence of another kind for another attestor) and a CSR for an
+	// X.509-SVID of the identity the attestor vouches for.
 	Bootstrap(ctx context.Context, in *BootstrapRequest, opts ...grpc.CallOption) (*SVIDResponse, error)
 	// Renew signs a CSR for the caller's own identity (proved by its SVID).
 	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*SVIDResponse, error)
@@ -252,7 +254,9 @@ func (c *controlClient) MeshCheck(ctx context.Context, in *MeshCheckRequest, opt
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
 type ControlServer interface {
-	// Bootstrap trades a single-use join token and a CSR for an X.509-SVID.
+	// Bootstrap trades attestation evidence (a single-use join token, or
+	// evidence of another kind for another attestor) and a CSR for an
+	// X.509-SVID of the identity the attestor vouches for.
 	Bootstrap(context.Context, *BootstrapRequest) (*SVIDResponse, error)
 	// Renew signs a CSR for the caller's own identity (proved by its SVID).
 	Renew(context.Context, *RenewRequest) (*SVIDResponse, error)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/backoff"
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/observe"
 )
@@ -19,6 +20,12 @@ const (
 	minBackoff = 250 * time.Millisecond
 	maxBackoff = 15 * time.Second
 )
+
+// retryBackoff is the schedule of both loops: doubling from minBackoff to
+// maxBackoff, each delay plus up to half of it at random.
+func retryBackoff() backoff.Backoff {
+	return backoff.Backoff{Min: minBackoff, Max: maxBackoff, Jitter: 0.5}
+}
 
 // Run renews the SVID and follows the watch stream until ctx is cancelled.
 // Neither a down control plane nor a failed renewal stops it: the current
@@ -44,7 +51,7 @@ func (s *Source) renewAt() time.Time {
 
 func (s *Source) renewLoop(ctx context.Context) {
 	next := s.renewAt()
-	backoff := minBackoff
+	retry := retryBackoff()
 	for {
 		t := time.NewTimer(time.Until(next))
 		select {
@@ -62,11 +69,10 @@ func (s *Source) renewLoop(ctx context.Context) {
 				level = s.log.Error
 			}
 			level("renewal failed; serving the current SVID", observe.KeyError, err, observe.KeyNotAfter, leaf.NotAfter)
-			next = s.cfg.Now().Add(backoff + jitter(backoff/2))
-			backoff = min(backoff*2, maxBackoff)
+			next = s.cfg.Now().Add(retry.Next())
 			continue
 		}
-		backoff = minBackoff
+		retry.Reset()
 		next = s.renewAt()
 	}
 }
@@ -91,7 +97,7 @@ func (s *Source) renew(ctx context.Context) error {
 }
 
 func (s *Source) watchLoop(ctx context.Context) {
-	backoff := minBackoff
+	retry := retryBackoff()
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := s.watch(ctx)
@@ -99,15 +105,14 @@ func (s *Source) watchLoop(ctx context.Context) {
 			return
 		}
 		if time.Since(start) > maxBackoff {
-			backoff = minBackoff
+			retry.Reset()
 		}
 		s.log.Warn("watch stream to control plane lost; serving cached state", observe.KeyError, err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff + jitter(backoff/2)):
+		case <-time.After(retry.Next()):
 		}
-		backoff = min(backoff*2, maxBackoff)
 	}
 }
 

@@ -1,5 +1,7 @@
-// Package source is the workload side of identity: it bootstraps with a
-// join token, keeps the private key in memory, renews the SVID at half-life
+// Package source is the workload side of identity: it bootstraps with
+// attestation evidence (a join token, or evidence for another attestor),
+// authenticating the control plane by the token's CA pin or by a bundle it
+// was given, keeps the private key in memory, renews the SVID at half-life
 // with jitter (retrying with backoff while the control plane is down, and
 // serving the current SVID until it expires), and follows the control
 // plane's watch stream for bundle, policy, endpoint and ban updates. The
@@ -12,7 +14,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -30,7 +31,6 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
-	"meshward.dev/meshward/internal/attest"
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/observe"
 )
@@ -38,7 +38,17 @@ import (
 // Config configures a Source.
 type Config struct {
 	ControlAddr string // host:port of the control plane
-	Token       string // join token (mwt1....)
+	// Token is a join token (mwt1....): the evidence for the control
+	// plane's join_token attestor, and the pin of the CA root the control
+	// plane must chain to.
+	Token string
+	// Evidence is evidence for another attestor, when Token is empty. It
+	// carries no pin, so it needs Bundle.
+	Evidence *Evidence
+	// Bundle is PEM root certificates given to the workload: before it has
+	// a bundle of its own, the control plane's chain must verify under one
+	// of them. With a Token, the pin must match as well.
+	Bundle []byte
 	// TrustDomain, when set, must match the control plane's.
 	TrustDomain spiffeid.TrustDomain
 	// Report adds the caller's fields (inbound address, policy version,
@@ -55,6 +65,13 @@ type Config struct {
 	ReportInterval time.Duration
 	Logger         *slog.Logger
 	Now            func() time.Time
+}
+
+// Evidence is attestation evidence of one type, for the control plane's
+// attestor of that name (see internal/attest).
+type Evidence struct {
+	Type    string
+	Payload []byte // never logged
 }
 
 // Source holds a workload's current SVID and trust bundle.
@@ -93,8 +110,9 @@ var (
 // ErrNoSVID is returned before the first SVID arrives.
 var ErrNoSVID = errors.New("no SVID yet")
 
-// New bootstraps: it redeems the join token for an SVID, authenticating the
-// control plane by the CA pin the token carries.
+// New bootstraps: it trades the evidence (Token or Evidence) for an SVID,
+// authenticating the control plane by the token's CA pin, by Bundle, or by
+// both when both are given.
 func New(ctx context.Context, cfg Config) (*Source, error) {
 	if cfg.ControlAddr == "" {
 		return nil, errors.New("source: control plane address is required")
@@ -108,12 +126,12 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if cfg.ReportInterval == 0 {
 		cfg.ReportInterval = 5 * time.Second
 	}
-	tok, err := attest.ParseToken(cfg.Token)
+	req, trust, err := firstContact(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Source{cfg: cfg, log: cfg.Logger, changed: make(chan struct{}), renewNow: make(chan struct{}, 1), reportC: make(chan struct{}, 1)}
-	if err := s.bootstrap(ctx, tok); err != nil {
+	if err := s.bootstrap(ctx, req, trust); err != nil {
 		return nil, err
 	}
 	creds := credentials.NewTLS(tlsconfig.MTLSClientConfig(s, s, tlsconfig.AuthorizeID(identity.ControlID(s.td))))
@@ -123,68 +141,6 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	s.conn = conn
 	return s, nil
-}
-
-func (s *Source) bootstrap(ctx context.Context, tok attest.Token) error {
-	var td spiffeid.TrustDomain
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		InsecureSkipVerify: true, //nolint:gosec // replaced by the pin check in VerifyConnection
-		NextProtos:         []string{"h2"},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			got, err := verifyPinned(cs.PeerCertificates, tok.Pin, s.cfg.TrustDomain)
-			td = got
-			return err
-		},
-	}
-	conn, err := grpc.NewClient(s.cfg.ControlAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	defer conn.Close()
-	key, csr, err := identity.NewKeyAndCSR()
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	resp, err := apiv1.NewControlClient(conn).Bootstrap(ctx, &apiv1.BootstrapRequest{Token: tok.String(), Csr: csr})
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	s.td = td
-	if err := s.install(resp, key); err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	s.log.Info("bootstrapped workload identity", observe.KeySPIFFEID, resp.GetSpiffeId())
-	return nil
-}
-
-// verifyPinned authenticates the control plane before the workload has a
-// bundle: the presented chain must end in a self-signed root whose public
-// key matches the pin, verify under it, and name the control plane.
-func verifyPinned(chain []*x509.Certificate, pin string, want spiffeid.TrustDomain) (spiffeid.TrustDomain, error) {
-	if len(chain) < 2 {
-		return spiffeid.TrustDomain{}, errors.New("control plane presented no CA chain")
-	}
-	root := chain[len(chain)-1]
-	if identity.SPKIPin(root) != pin {
-		return spiffeid.TrustDomain{}, errors.New("control plane's CA does not match the join token's pin (wrong control plane, or a man in the middle)")
-	}
-	id, err := x509svid.IDFromCert(chain[0])
-	if err != nil {
-		return spiffeid.TrustDomain{}, fmt.Errorf("control plane certificate: %w", err)
-	}
-	td := id.TrustDomain()
-	if id != identity.ControlID(td) {
-		return td, fmt.Errorf("server is %s, not the control plane", id)
-	}
-	if !want.IsZero() && td != want {
-		return td, fmt.Errorf("control plane is in trust domain %s, want %s", td, want)
-	}
-	bundle := x509bundle.FromX509Authorities(td, []*x509.Certificate{root})
-	if _, _, err := x509svid.Verify(chain[:len(chain)-1], bundle); err != nil {
-		return td, fmt.Errorf("control plane certificate: %w", err)
-	}
-	return td, nil
 }
 
 // install swaps in a new SVID and bundle from a response.
