@@ -47,6 +47,19 @@ func (dec *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	dec.errs = append(dec.errs, &Error{File: dec.d.File, Line: line, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
+// line records the line of path the first time it is seen. A mapping
+// field is at its key's line, as in DecodeTree (a block value starts on the
+// line after its key, and an error about the field belongs on the key); a
+// list item, or an alias, at its own.
+func (dec *decoder) line(path string, n *yaml.Node) {
+	if path == "" {
+		return
+	}
+	if _, seen := dec.d.lines[path]; !seen {
+		dec.d.lines[path] = n.Line
+	}
+}
+
 func (dec *decoder) value(n *yaml.Node, v reflect.Value, path string, depth int) {
 	dec.nodes++
 	if dec.nodes > maxNodes || depth > maxDepth {
@@ -65,11 +78,7 @@ func (dec *decoder) value(n *yaml.Node, v reflect.Value, path string, depth int)
 		dec.value(&target, v, path, depth+1)
 		return
 	}
-	if path != "" {
-		if _, seen := dec.d.lines[path]; !seen {
-			dec.d.lines[path] = n.Line
-		}
-	}
+	dec.line(path, n)
 	if v.Type() == yamlNodeType {
 		v.Set(reflect.ValueOf(*n))
 		return
@@ -114,6 +123,7 @@ func (dec *decoder) value(n *yaml.Node, v reflect.Value, path string, depth int)
 			}
 			seen[k.Value] = true
 			ev := reflect.New(v.Type().Elem()).Elem()
+			dec.line(path+"."+k.Value, k)
 			dec.value(val, ev, path+"."+k.Value, depth+1)
 			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), ev)
 		}
@@ -146,6 +156,7 @@ func (dec *decoder) structValue(n *yaml.Node, v reflect.Value, path string, dept
 			dec.errorf(k, sub, "unknown field (allowed: %s)", strings.Join(fields.names, ", "))
 		default:
 			seen[k.Value] = true
+			dec.line(sub, k)
 			dec.value(val, v.Field(idx), sub, depth+1)
 		}
 	}

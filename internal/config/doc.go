@@ -9,6 +9,13 @@
 // Reading a file collects every error it can instead of stopping at the
 // first, and returns them as an ErrorList sorted by file and line.
 //
+// It is also meshward's one reader of YAML with positions: ReadYAML splits a
+// file into documents (a syntax error names the file and the line that
+// broke), and DecodeTree reads a document of any kind into plain values with
+// a field path → line map. The scanner (scan/manifest) reads Kubernetes YAML
+// through them, so `meshward scan` and `meshward policy lint` name the same
+// line for the same mistake.
+//
 // It does not know the policy kinds (MeshConfig, AccessPolicy, PolicyTest):
 // package policy and policy/policytest decode their specs with
 // Document.DecodeSpec and report their own errors with Document.Errorf.

@@ -1,12 +1,9 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -48,8 +45,6 @@ type envelope struct {
 	Spec       yaml.Node `yaml:"spec"`
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // ParseFile splits data (the contents of the file called name) into its
 // documents and decodes each envelope strictly. Empty documents are skipped.
 // It returns the documents whose envelope is valid and, as an ErrorList,
@@ -61,29 +56,12 @@ func ParseFile(name string, data []byte) ([]*Document, error) {
 		return nil, errs.Err()
 	}
 	var docs []*Document
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var root yaml.Node
-		err := dec.Decode(&root)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			errs = append(errs, yamlError(name, data, err))
-			break // the decoder cannot resynchronize after a syntax error
-		}
-		if len(root.Content) == 0 {
-			continue
-		}
-		n := root.Content[0]
-		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-			continue
-		}
+	err := ReadYAML(name, data, func(n *yaml.Node) {
 		d := &Document{File: name, Line: n.Line, lines: map[string]int{}}
 		var env envelope
 		if derr := d.decode(n, &env, ""); derr != nil {
 			errs = append(errs, derr...)
-			continue
+			return
 		}
 		d.APIVersion, d.Kind, d.Metadata = env.APIVersion, env.Kind, env.Metadata
 		if env.Spec.Kind != 0 {
@@ -91,73 +69,15 @@ func ParseFile(name string, data []byte) ([]*Document, error) {
 		}
 		if verrs := d.validateEnvelope(); len(verrs) > 0 {
 			errs = append(errs, verrs...)
-			continue
+			return
 		}
 		docs = append(docs, d)
+	})
+	var syntax *Error
+	if errors.As(err, &syntax) {
+		errs = append(errs, syntax)
 	}
 	return docs, errs.Err()
-}
-
-func yamlError(file string, data []byte, err error) *Error {
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		if strings.HasPrefix(m[2], "did not find expected") {
-			// yaml.v3 reports these parser errors at the 0-based line of
-			// the collection being parsed, not at the line that broke it
-			// (an indentation slip on line 26 showed as line 11).
-			line++
-			// In a block collection the line that broke is later (an
-			// unclosed flow collection `{a: b` is best shown where it
-			// opens, so those keep the reported line).
-			block := m[2] == "did not find expected '-' indicator" || m[2] == "did not find expected key"
-			if block {
-				if at := problemLine(data, line, m[2]); at > line {
-					return &Error{File: file, Line: at, Msg: fmt.Sprintf("invalid YAML: %s (check the indentation; the block starts at line %d)", m[2], line)}
-				}
-			}
-		}
-		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2]}
-	}
-	return &Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
-}
-
-// problemLine's bounds: it parses one prefix per line, on the error path
-// only, for files of ordinary size.
-const (
-	maxProblemSearch = 2000
-	maxProblemBytes  = 256 << 10
-)
-
-// problemLine finds the line a parser error really comes from: the first
-// line after from such that the file cut after it fails with the same
-// message. The cut before that line parses (or fails otherwise), so the
-// line is where the structure broke. 0 when not found within the bound.
-func problemLine(data []byte, from int, msg string) int {
-	if len(data) > maxProblemBytes {
-		return 0
-	}
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	for n := from + 1; n <= len(lines) && n <= from+maxProblemSearch; n++ {
-		if e := firstYAMLError(bytes.Join(lines[:n], nil)); e != nil && strings.HasSuffix(e.Error(), msg) {
-			return n
-		}
-	}
-	return 0
-}
-
-// firstYAMLError is the first syntax error in data's documents, or nil.
-func firstYAMLError(data []byte) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var n yaml.Node
-		if err := dec.Decode(&n); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-	}
 }
 
 func (d *Document) validateEnvelope() ErrorList {

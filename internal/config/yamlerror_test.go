@@ -39,3 +39,29 @@ func TestYAMLErrorNamesTheBrokenLine(t *testing.T) {
 		})
 	}
 }
+
+// A syntax error's line is one the file has: a file that ends inside a
+// collection is reported at its last line, not at the line after the final
+// newline where the parser stopped.
+func TestYAMLErrorLineIsInTheFile(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		in   string
+		line int
+	}{
+		{"unclosed on the only line", "kind: [\n", 1},
+		{"unclosed, blank lines after", "kind: {a: b\n\n\n", 1},
+		{"over-indented last line", "a:\n  b: 1\n c: 2\n", 3},
+		{"unclosed in the middle", "a: 1\nb: [x,\nc: 2\n", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParseFile("f.yaml", []byte(tc.in))
+			el := Errors(err)
+			if len(el) != 1 || el[0].Line != tc.line || !strings.Contains(el[0].Msg, "invalid YAML") {
+				t.Fatalf("ParseFile = %v, want one invalid YAML error at line %d", err, tc.line)
+			}
+		})
+	}
+}

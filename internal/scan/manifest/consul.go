@@ -115,6 +115,17 @@ func trimHCLPos(s string) string {
 	return s
 }
 
+// maxLineDepth matches config.DecodeTree's: HCL field paths deeper than
+// this get no line of their own.
+const maxLineDepth = 10
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
 func hclLines(ol *ast.ObjectList, path string, lines map[string]int, depth int) {
 	if depth > maxLineDepth {
 		return

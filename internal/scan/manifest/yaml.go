@@ -4,65 +4,37 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"meshward.dev/meshward/internal/config"
 	"meshward.dev/meshward/internal/scan"
 )
 
-const (
-	maxNodes     = 1 << 20 // per document, so alias bombs stay bounded
-	maxLineDepth = 10      // field paths deeper than this get no line of their own
-)
-
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
-
 func decodeYAML(name string, data []byte) *FileResult {
 	res := &FileResult{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			return res
-		}
-		if err != nil {
-			if bytes.Contains(data, []byte("{{")) {
-				// A Helm or Go template, not rendered: nothing to read
-				// until it is (helm template ... | meshward scan -).
-				return &FileResult{Skipped: 1, SkipReason: SkipTemplate}
-			}
-			line := 0
-			if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-				line, _ = strconv.Atoi(m[1])
-			}
-			msg := strings.TrimPrefix(err.Error(), "yaml: ")
-			msg = yamlLineRE.ReplaceAllString(msg, "")
-			msg = strings.TrimLeft(msg, ": ")
-			res.Problems = append(res.Problems, &Error{File: name, Line: line, Err: fmt.Errorf("invalid YAML: %s", msg)})
-			return res // the decoder cannot resume after a syntax error
-		}
-		if len(doc.Content) == 0 {
-			continue
-		}
-		root := doc.Content[0]
-		if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
-			continue
-		}
+	err := config.ReadYAML(name, data, func(root *yaml.Node) {
 		if root.Kind == yaml.SequenceNode {
 			// A bare JSON array of objects.
 			for i, item := range root.Content {
 				res.nodeObjects(name, item, fmt.Sprintf("[%d]", i))
 			}
-			continue
+			return
 		}
 		res.nodeObjects(name, root, "")
+	})
+	var syntax *config.Error
+	if errors.As(err, &syntax) {
+		if bytes.Contains(data, []byte("{{")) {
+			// A Helm or Go template, not rendered: nothing to read
+			// until it is (helm template ... | meshward scan -).
+			return &FileResult{Skipped: 1, SkipReason: SkipTemplate}
+		}
+		res.Problems = append(res.Problems, &Error{File: name, Line: syntax.Line, Err: errors.New(syntax.Msg)})
 	}
+	return res
 }
 
 // nodeObjects adds what one document (a mapping) holds: one object, or the
@@ -88,13 +60,12 @@ func (res *FileResult) nodeObjects(file string, n *yaml.Node, item string) {
 		problem(n.Line, "", fmt.Errorf("is a %s, want a mapping (a Kubernetes object)", nodeKind(n)))
 		return
 	}
-	c := &converter{lines: map[string]int{}}
-	v, err := c.convert(n, "", 0)
+	tree, err := config.DecodeTree(n)
 	if err != nil {
 		problem(n.Line, "", err)
 		return
 	}
-	body := v.(map[string]any)
+	body := tree.Value.(map[string]any)
 	kind, _ := body["kind"].(string)
 	if strings.HasSuffix(kind, "List") && readsAPI(body["apiVersion"]) {
 		items := mappingValue(n, "items")
@@ -107,7 +78,7 @@ func (res *FileResult) nodeObjects(file string, n *yaml.Node, item string) {
 		}
 		return
 	}
-	o, err := fromBody(file, body, c.lines, n.Line)
+	o, err := fromBody(file, body, tree.Lines, n.Line)
 	var me *Error
 	switch {
 	case errors.As(err, &me):
@@ -158,108 +129,6 @@ func nodeKind(n *yaml.Node) string {
 		return "string"
 	}
 	return "value"
-}
-
-type converter struct {
-	lines map[string]int
-	nodes int
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func (c *converter) convert(n *yaml.Node, path string, depth int) (any, error) {
-	c.nodes++
-	if c.nodes > maxNodes {
-		return nil, fmt.Errorf("document has more than %d nodes", maxNodes)
-	}
-	if depth > 100 {
-		return nil, errors.New("document nests more than 100 levels")
-	}
-	switch n.Kind {
-	case yaml.DocumentNode:
-		if len(n.Content) == 0 {
-			return nil, nil
-		}
-		return c.convert(n.Content[0], path, depth)
-	case yaml.AliasNode:
-		if n.Alias == nil {
-			return nil, nil
-		}
-		return c.convert(n.Alias, path, depth+1)
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, vn := n.Content[i], n.Content[i+1]
-			key := k.Value
-			if key == "<<" && k.Kind == yaml.ScalarNode {
-				merged, err := c.convert(vn, path, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				if mm, ok := merged.(map[string]any); ok {
-					for mk, mv := range mm {
-						if _, exists := m[mk]; !exists {
-							m[mk] = mv
-						}
-					}
-				}
-				continue
-			}
-			p := join(path, key)
-			if depth < maxLineDepth && c.lines != nil {
-				c.lines[p] = k.Line
-			}
-			v, err := c.convert(vn, p, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			m[key] = v
-		}
-		return m, nil
-	case yaml.SequenceNode:
-		s := make([]any, 0, len(n.Content))
-		for i, e := range n.Content {
-			p := join(path, strconv.Itoa(i))
-			if depth < maxLineDepth && c.lines != nil {
-				c.lines[p] = e.Line
-			}
-			v, err := c.convert(e, p, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			s = append(s, v)
-		}
-		return s, nil
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return nil, nil
-		case "!!bool":
-			b, err := strconv.ParseBool(strings.ToLower(n.Value))
-			if err != nil {
-				return n.Value, nil
-			}
-			return b, nil
-		case "!!int":
-			if i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64); err == nil {
-				return i, nil
-			}
-			return n.Value, nil
-		case "!!float":
-			if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
-				return f, nil
-			}
-			return n.Value, nil
-		default:
-			return n.Value, nil
-		}
-	}
-	return nil, nil
 }
 
 // readsAPI reports whether an apiVersion belongs to the API groups the
