@@ -126,9 +126,6 @@ func New(cfg Config) (*Supervisor, error) {
 	return s, nil
 }
 
-// Services describes the running mesh (for the banner and status).
-func (s *Supervisor) Services() []*Service { return s.services }
-
 // separateUsers reports whether some app runs as a user of its own.
 func (s *Supervisor) separateUsers() bool {
 	for _, u := range s.users {
@@ -384,14 +381,21 @@ func waitRoutable(ctx context.Context, svc *Service) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	c := &http.Client{Timeout: time.Second}
+	// known is the missing list of the last poll that got an answer: the
+	// poll cut short by the deadline fails with the timeout, and the caller
+	// needs to hear which upstream never appeared, not that.
+	var known []string
 	for {
 		missing, err := missingEndpoints(ctx, c, svc)
 		if err == nil && len(missing) == 0 {
 			return nil
 		}
+		if err == nil {
+			known = missing
+		}
 		if !sleepCtx(ctx, 100*time.Millisecond) {
-			if err == nil {
-				err = fmt.Errorf("no endpoint for %s", strings.Join(missing, ", "))
+			if known != nil {
+				return fmt.Errorf("no endpoint for %s", strings.Join(known, ", "))
 			}
 			return err
 		}

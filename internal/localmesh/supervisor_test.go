@@ -51,13 +51,28 @@ func TestWaitRoutableWaitsForEveryUpstream(t *testing.T) {
 	}
 }
 
+// TestWaitRoutableNamesTheMissingUpstream: the sidecar answers without
+// catalog twice, then hangs until the deadline cuts the poll short. The
+// error names the upstream that never appeared, not the poll's timeout.
 func TestWaitRoutableNamesTheMissingUpstream(t *testing.T) {
-	svc, _ := fakeAdmin(t, 1<<30)
+	var polls atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /endpoints", func(w http.ResponseWriter, r *http.Request) {
+		if polls.Add(1) > 2 {
+			<-r.Context().Done()
+			return
+		}
+		fmt.Fprintln(w, `{"frontend":["127.0.0.1:7000"]}`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	svc := &Service{Name: "frontend", Admin: strings.TrimPrefix(srv.URL, "http://"), Upstreams: map[string]string{"catalog": "127.0.0.1:9001"}}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	err := waitRoutable(ctx, svc)
-	if err == nil || !strings.Contains(err.Error(), "no endpoint for catalog") {
-		t.Fatalf("waitRoutable = %v; want an error naming catalog", err)
+	if err == nil || err.Error() != "no endpoint for catalog" {
+		t.Fatalf("waitRoutable = %v; want \"no endpoint for catalog\"", err)
 	}
 }
 
@@ -75,7 +90,7 @@ func TestNewAllocatesDistinctPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]string{}
-	for _, svc := range s.Services() {
+	for _, svc := range s.services {
 		for what, addr := range map[string]string{"admin": svc.Admin, "inbound": svc.Inbound} {
 			if prev, dup := seen[addr]; dup {
 				t.Fatalf("%s %s of %s is also %s", what, addr, svc.Name, prev)

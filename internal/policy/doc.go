@@ -6,14 +6,14 @@
 // Loading and compiling:
 //
 //	files, err := policy.ReadDir("policies")            // []policy.File{Name, Data}
-//	e, err := policy.Compile(files, policy.Options{})    // or policy.LoadDir(dir, opts)
+//	e, err := policy.Compile(files, policy.Options{})
 //	set, err := policy.Parse(files, opts); e, err := set.Compile() // keep the Set for Lint/policytest
 //
 // Errors are a config.ErrorList naming file, line and field for every
 // problem; a set with any error is rejected whole. The control plane pushes
-// the raw files and the sidecar compiles them itself with the same Compile;
-// Current holds the engine in force and keeps the old one when an update
-// does not compile. Engine.Version is the sha256 of the canonical form of the
+// the raw files and the sidecar compiles them itself with the same Compile,
+// and keeps the engine in force when an update does not compile.
+// Engine.Version is the sha256 of the canonical form of the
 // effective policy (file names, comments and formatting do not change it).
 //
 // Deciding:

@@ -34,13 +34,23 @@ func compileText(t testing.TB, docs ...string) *Engine {
 	return e
 }
 
+// loadDir is what the CLI and the control plane do with a directory:
+// ReadDir, then Compile.
+func loadDir(dir string, opts Options) (*Engine, error) {
+	files, err := ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(files, opts)
+}
+
 func demoEngine(t testing.TB) *Engine {
 	t.Helper()
 	m, err := config.LoadMesh("../../examples/demo/mesh.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := LoadDir("../../examples/demo/policies", Options{Mesh: m, Now: fixedClock})
+	e, err := loadDir("../../examples/demo/policies", Options{Mesh: m, Now: fixedClock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +390,7 @@ func TestCompileErrors(t *testing.T) {
 		n++
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			t.Parallel()
-			_, err := LoadDir(dir, Options{Mesh: mesh, Now: fixedClock})
+			_, err := loadDir(dir, Options{Mesh: mesh, Now: fixedClock})
 			if err == nil {
 				t.Fatal("compiled a bad policy set")
 			}

@@ -122,15 +122,6 @@ func ReadDir(dir string) ([]File, error) {
 	return files, nil
 }
 
-// LoadDir reads dir and compiles it: ReadDir, then Compile.
-func LoadDir(dir string, opts Options) (*Engine, error) {
-	files, err := ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	return Compile(files, opts)
-}
-
 // Compile parses, validates and compiles files into an Engine. A set with
 // any error is rejected whole; the error is a config.ErrorList naming every
 // problem by file, line and field.

@@ -29,14 +29,16 @@ func (k key) String() string {
 	return fmt.Sprintf("%s %s %s %s", k.category, k.kind, ns, k.name)
 }
 
-func readExpected(t *testing.T, path string) map[key]bool {
+// readExpected returns how often each finding is expected (a line listed
+// twice expects two findings on the same object in the same category).
+func readExpected(t *testing.T, path string) map[key]int {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("open expected: %v", err)
 	}
 	defer f.Close()
-	out := map[key]bool{}
+	out := map[key]int{}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -50,7 +52,7 @@ func readExpected(t *testing.T, path string) map[key]bool {
 		if fs[2] == "-" {
 			fs[2] = ""
 		}
-		out[key{fs[0], fs[1], fs[2], fs[3]}] = true
+		out[key{fs[0], fs[1], fs[2], fs[3]}]++
 	}
 	return out
 }
@@ -73,9 +75,9 @@ func (c counts) recall() float64 {
 
 // TestCorpus scans every case under testdata/corpus/<case>/ (manifests plus
 // expected.txt listing "category kind namespace name" per finding) and
-// computes precision and recall per category and overall (logged). Every
-// case must match exactly: one unexpected or missed finding fails the
-// test, so no aggregate can hide a regression.
+// logs precision and recall per category and overall. Every case must
+// match exactly, counting duplicates: one unexpected, missed or repeated
+// finding fails the test, so no aggregate can hide a regression.
 func TestCorpus(t *testing.T) {
 	dirs, err := filepath.Glob(filepath.Join("testdata", "corpus", "*"))
 	if err != nil || len(dirs) == 0 {
@@ -85,10 +87,12 @@ func TestCorpus(t *testing.T) {
 	per := map[string]*counts{}
 	var total counts
 	meshes := map[string]int{}
+	cases := 0
 	for _, dir := range dirs {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			continue
 		}
+		cases++
 		name := filepath.Base(dir)
 		meshes[strings.SplitN(name, "-", 2)[0]]++
 		want := readExpected(t, filepath.Join(dir, "expected.txt"))
@@ -98,35 +102,36 @@ func TestCorpus(t *testing.T) {
 			continue
 		}
 		res := scan.Run(scan.NewModel(objs, corpusNow), all, nil)
-		got := map[key]bool{}
+		got := map[key]int{}
 		for _, f := range res.Findings {
-			got[key{f.Category, f.Kind, f.Namespace, f.Name}] = true
+			got[key{f.Category, f.Kind, f.Namespace, f.Name}]++
 		}
+		keys := map[key]bool{}
 		for k := range got {
+			keys[k] = true
+		}
+		for k := range want {
+			keys[k] = true
+		}
+		for k := range keys {
 			c := per[k.category]
 			if c == nil {
 				c = &counts{}
 				per[k.category] = c
 			}
-			if want[k] {
-				c.tp++
-				total.tp++
-			} else {
-				c.fp++
-				total.fp++
-				t.Errorf("%s: unexpected finding: %s", name, k)
+			g, w := got[k], want[k]
+			tp := min(g, w)
+			c.tp += tp
+			total.tp += tp
+			if g > w {
+				c.fp += g - w
+				total.fp += g - w
+				t.Errorf("%s: unexpected finding: %s (%d found, %d expected)", name, k, g, w)
 			}
-		}
-		for k := range want {
-			if !got[k] {
-				c := per[k.category]
-				if c == nil {
-					c = &counts{}
-					per[k.category] = c
-				}
-				c.fn++
-				total.fn++
-				t.Errorf("%s: missed finding: %s", name, k)
+			if w > g {
+				c.fn += w - g
+				total.fn += w - g
+				t.Errorf("%s: missed finding: %s (%d found, %d expected)", name, k, g, w)
 			}
 		}
 	}
@@ -142,13 +147,10 @@ func TestCorpus(t *testing.T) {
 		fmt.Fprintf(&b, "%-34s %4d %4d %4d %9.3f %7.3f\n", c, k.tp, k.fp, k.fn, k.precision(), k.recall())
 	}
 	fmt.Fprintf(&b, "%-34s %4d %4d %4d %9.3f %7.3f\n", "OVERALL", total.tp, total.fp, total.fn, total.precision(), total.recall())
-	fmt.Fprintf(&b, "cases: %d (%v)\n", len(dirs), meshes)
+	fmt.Fprintf(&b, "cases: %d (%v)\n", cases, meshes)
 	t.Log(b.String())
-	if total.precision() < 0.95 || total.recall() < 0.95 {
-		t.Errorf("overall precision %.3f / recall %.3f, want >= 0.95 each", total.precision(), total.recall())
-	}
-	if len(dirs) < 60 {
-		t.Errorf("corpus has %d cases, want at least 60", len(dirs))
+	if cases < 60 {
+		t.Errorf("corpus has %d cases, want at least 60", cases)
 	}
 	for _, cat := range scan.Categories {
 		if per[cat] == nil {

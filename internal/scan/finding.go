@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -91,8 +90,9 @@ func (s *Summary) Add(sev Severity) {
 	}
 }
 
-// Report is the JSON document `meshward scan -o json` and `meshward probe -o
-// json` print.
+// Report is the findings and their per-severity summary that `meshward scan
+// -o json` and `meshward probe -o json` print. NewReport never leaves
+// Findings nil, so an empty list prints as [].
 type Report struct {
 	Findings []Finding `json:"findings"`
 	Summary  Summary   `json:"summary"`
@@ -108,16 +108,4 @@ func NewReport(findings []Finding) Report {
 		r.Summary.Add(f.Severity)
 	}
 	return r
-}
-
-var _ json.Marshaler = (*Report)(nil)
-
-// MarshalJSON keeps an empty findings list as [] rather than null.
-func (r *Report) MarshalJSON() ([]byte, error) {
-	type plain Report
-	p := plain(*r)
-	if p.Findings == nil {
-		p.Findings = []Finding{}
-	}
-	return json.Marshal(p)
 }

@@ -60,16 +60,13 @@ type Model struct {
 	workloads  []*Workload
 	wlByNS     map[string][]*Workload
 	services   []*Service
-	memo       map[string]any
+	memo       map[any]any
 }
 
 var workloadKinds = map[string]bool{
 	"Deployment": true, "StatefulSet": true, "DaemonSet": true, "ReplicaSet": true,
 	"Job": true, "CronJob": true, "Pod": true, "DeploymentConfig": true, "ReplicationController": true,
 }
-
-// IsWorkloadKind reports whether kind is a workload controller or a Pod.
-func IsWorkloadKind(kind string) bool { return workloadKinds[kind] }
 
 // NewModel indexes objects. now is the evaluation time.
 func NewModel(objs []*Object, now time.Time) *Model {
@@ -79,7 +76,7 @@ func NewModel(objs []*Object, now time.Time) *Model {
 		byKind:     map[string][]*Object{},
 		namespaces: map[string]*Object{},
 		wlByNS:     map[string][]*Workload{},
-		memo:       map[string]any{},
+		memo:       map[any]any{},
 	}
 	present := map[Ref]bool{}
 	for _, o := range objs {
@@ -248,8 +245,9 @@ func (m *Model) WorkloadsIn(ns string) []*Workload { return m.wlByNS[ns] }
 func (m *Model) Services() []*Service { return m.services }
 
 // Memo caches a value computed once per model (an effective-state analysis
-// several rules share).
-func (m *Model) Memo(key string, f func() any) any {
+// several rules share). key is compared with ==: a string constant, or a
+// pointer (a *Family) that stands for one computation.
+func (m *Model) Memo(key any, f func() any) any {
 	if v, ok := m.memo[key]; ok {
 		return v
 	}

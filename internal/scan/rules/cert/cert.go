@@ -329,9 +329,9 @@ func weakSig(a x509.SignatureAlgorithm) bool {
 
 // Rules returns the certificate rules.
 func Rules() []scan.Rule {
-	f := scan.FromFamily
+	fam := scan.NewFamily(check)
 	return []scan.Rule{
-		f(ruleExpired, check), f(ruleSoon, check), f(ruleLongLived, check),
-		f(ruleWeakKey, check), f(ruleWeakSig, check), f(ruleCAKey, check),
+		fam.Rule(ruleExpired), fam.Rule(ruleSoon), fam.Rule(ruleLongLived),
+		fam.Rule(ruleWeakKey), fam.Rule(ruleWeakSig), fam.Rule(ruleCAKey),
 	}
 }

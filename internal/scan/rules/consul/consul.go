@@ -419,21 +419,27 @@ func hasConsulAnnotations(w *scan.Workload) bool {
 
 // Rules returns the Consul rules.
 func Rules() []scan.Rule {
-	f := scan.FromFamily
+	var (
+		intentions   = scan.NewFamily(checkIntentions)
+		agents       = scan.NewFamily(checkAgents)
+		entries      = scan.NewFamily(checkEntries)
+		workloads    = scan.NewFamily(checkWorkloads)
+		serverBasics = scan.NewFamily(checkServerBasics)
+	)
 	return []scan.Rule{
-		f(ruleDefaultAllow, checkIntentions),
-		f(ruleAllowAll, checkIntentions),
-		f(ruleACL, checkAgents),
-		f(ruleTLSVerify, checkAgents),
-		f(rulePermissive, checkEntries),
-		f(ruleEgress, checkEntries),
-		f(ruleLeafTTL, checkAgents),
-		f(ruleInjection, checkWorkloads),
-		f(rulePorts, checkWorkloads),
-		f(ruleProxyUID, checkWorkloads),
-		f(ruleIneffective, checkIntentions),
-		f(ruleACLOff, checkServerBasics),
-		f(ruleTLSOff, checkServerBasics),
-		f(ruleTLSMin, checkServerBasics),
+		intentions.Rule(ruleDefaultAllow),
+		intentions.Rule(ruleAllowAll),
+		agents.Rule(ruleACL),
+		agents.Rule(ruleTLSVerify),
+		entries.Rule(rulePermissive),
+		entries.Rule(ruleEgress),
+		agents.Rule(ruleLeafTTL),
+		workloads.Rule(ruleInjection),
+		workloads.Rule(rulePorts),
+		workloads.Rule(ruleProxyUID),
+		intentions.Rule(ruleIneffective),
+		serverBasics.Rule(ruleACLOff),
+		serverBasics.Rule(ruleTLSOff),
+		serverBasics.Rule(ruleTLSMin),
 	}
 }

@@ -4,27 +4,37 @@ import "meshward.dev/meshward/internal/scan"
 
 // Rules returns the Istio rules.
 func Rules() []scan.Rule {
-	withCheck := scan.FromFamily
+	var (
+		peerAuth         = scan.NewFamily(checkPeerAuth)
+		destinationRules = scan.NewFamily(checkDestinationRules)
+		authzMissing     = scan.NewFamily(checkAuthzMissing)
+		authzPolicies    = scan.NewFamily(checkAuthzPolicies)
+		egress           = scan.NewFamily(checkEgress)
+		gateways         = scan.NewFamily(checkGateways)
+		trustDomain      = scan.NewFamily(checkTrustDomain)
+		workloads        = scan.NewFamily(checkWorkloads)
+		requestAuthn     = scan.NewFamily(checkRequestAuthn)
+	)
 	return []scan.Rule{
-		withCheck(rulePermissive, checkPeerAuth),
-		withCheck(ruleDisabled, checkPeerAuth),
-		withCheck(ruleNoPeerAuth, checkPeerAuth),
-		withCheck(ruleDRPlaintext, checkDestinationRules),
-		withCheck(ruleAuthzMissing, checkAuthzMissing),
-		withCheck(ruleAllowAll, checkAuthzPolicies),
-		withCheck(ruleUnauthPrincipal, checkAuthzPolicies),
-		withCheck(rulePathNorm, checkAuthzPolicies),
-		withCheck(ruleDryRun, checkAuthzPolicies),
-		withCheck(ruleEgressMesh, checkEgress),
-		withCheck(ruleEgressSidecar, checkEgress),
-		withCheck(ruleIngressPassthrough, checkGateways),
-		withCheck(ruleTrustDomain, checkTrustDomain),
-		withCheck(ruleInjection, checkWorkloads),
-		withCheck(rulePortExcluded, checkWorkloads),
-		withCheck(ruleProxyUID, checkWorkloads),
-		withCheck(ruleIneffective, checkAuthzPolicies),
-		withCheck(ruleL7Unenforceable, checkAuthzPolicies),
-		withCheck(ruleDRNoVerify, checkDestinationRules),
-		withCheck(ruleJWTNotRequired, checkRequestAuthn),
+		peerAuth.Rule(rulePermissive),
+		peerAuth.Rule(ruleDisabled),
+		peerAuth.Rule(ruleNoPeerAuth),
+		destinationRules.Rule(ruleDRPlaintext),
+		authzMissing.Rule(ruleAuthzMissing),
+		authzPolicies.Rule(ruleAllowAll),
+		authzPolicies.Rule(ruleUnauthPrincipal),
+		authzPolicies.Rule(rulePathNorm),
+		authzPolicies.Rule(ruleDryRun),
+		egress.Rule(ruleEgressMesh),
+		egress.Rule(ruleEgressSidecar),
+		gateways.Rule(ruleIngressPassthrough),
+		trustDomain.Rule(ruleTrustDomain),
+		workloads.Rule(ruleInjection),
+		workloads.Rule(rulePortExcluded),
+		workloads.Rule(ruleProxyUID),
+		authzPolicies.Rule(ruleIneffective),
+		authzPolicies.Rule(ruleL7Unenforceable),
+		destinationRules.Rule(ruleDRNoVerify),
+		requestAuthn.Rule(ruleJWTNotRequired),
 	}
 }

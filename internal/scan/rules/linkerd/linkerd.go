@@ -331,19 +331,24 @@ func checkIssuer(m *scan.Model) []scan.Finding {
 
 // Rules returns the Linkerd rules.
 func Rules() []scan.Rule {
-	f := scan.FromFamily
+	var (
+		defaults  = scan.NewFamily(checkDefaults)
+		workloads = scan.NewFamily(checkWorkloads)
+		authz     = scan.NewFamily(checkAuthz)
+		issuer    = scan.NewFamily(checkIssuer)
+	)
 	return []scan.Rule{
-		f(ruleClusterOpen, checkDefaults),
-		f(ruleNamespaceOpen, checkDefaults),
-		f(ruleWorkloadOpen, checkDefaults),
-		f(ruleInjection, checkWorkloads),
-		f(rulePortsSkipped, checkWorkloads),
-		f(ruleProxyUID, checkWorkloads),
-		f(ruleAllowAll, checkAuthz),
-		f(ruleUnauth, checkAuthz),
-		f(ruleIneffective, checkAuthz),
-		f(ruleIssuerLifetime, checkIssuer),
-		f(ruleServerOpen, checkDefaults),
-		f(ruleControlPlaneOpen, checkDefaults),
+		defaults.Rule(ruleClusterOpen),
+		defaults.Rule(ruleNamespaceOpen),
+		defaults.Rule(ruleWorkloadOpen),
+		workloads.Rule(ruleInjection),
+		workloads.Rule(rulePortsSkipped),
+		workloads.Rule(ruleProxyUID),
+		authz.Rule(ruleAllowAll),
+		authz.Rule(ruleUnauth),
+		authz.Rule(ruleIneffective),
+		issuer.Rule(ruleIssuerLifetime),
+		defaults.Rule(ruleServerOpen),
+		defaults.Rule(ruleControlPlaneOpen),
 	}
 }

@@ -109,9 +109,9 @@ func check(m *scan.Model) []scan.Finding {
 
 // Rules returns the meshward rules.
 func Rules() []scan.Rule {
-	f := scan.FromFamily
+	fam := scan.NewFamily(check)
 	return []scan.Rule{
-		f(rulePermissive, check), f(ruleDisabled, check), f(ruleDefaultAllow, check), f(rulePathNorm, check),
-		f(ruleAudit, check), f(ruleAllowAll, check), f(ruleTTL, check), f(ruleIneffective, check),
+		fam.Rule(rulePermissive), fam.Rule(ruleDisabled), fam.Rule(ruleDefaultAllow), fam.Rule(rulePathNorm),
+		fam.Rule(ruleAudit), fam.Rule(ruleAllowAll), fam.Rule(ruleTTL), fam.Rule(ruleIneffective),
 	}
 }

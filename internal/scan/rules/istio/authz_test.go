@@ -1,0 +1,517 @@
+package istio
+
+import (
+	"strings"
+	"testing"
+
+	"meshward.dev/meshward/internal/scan/rules/ruletest"
+)
+
+const authzMissing = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels:
+    istio-injection: "enabled"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: "web"
+  template:
+    metadata:
+      labels:
+        app: "web"
+    spec:
+      containers:
+      - name: app
+        image: example/web:1
+`
+
+const allowNothing = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: allow-nothing
+  namespace: shop
+spec: {}
+`
+
+const allowAllEmptyRule = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: web-open
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: web
+  action: ALLOW
+  rules:
+  - {}
+`
+
+const allowPaths = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: get-public
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: api
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/web"]
+    to:
+    - operation:
+        paths: ["/public/*"]
+`
+
+const ipblocksPlaintext = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: office-only
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: admin
+  rules:
+  - from:
+    - source:
+        ipBlocks: ["10.8.0.0/16"]
+`
+
+const ipblocksStrict = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: office-only
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: admin
+  rules:
+  - from:
+    - source:
+        ipBlocks: ["10.8.0.0/16"]
+`
+
+const pathDenyBase = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: block-admin
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: web
+  action: DENY
+  rules:
+  - to:
+    - operation:
+        paths: ["/admin*"]
+`
+
+const pathDenyMergeSlashes = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: istio
+  namespace: istio-system
+data:
+  mesh: |-
+    outboundTrafficPolicy:
+      mode: REGISTRY_ONLY
+    pathNormalization:
+      normalization: MERGE_SLASHES
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: block-admin
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: web
+  action: DENY
+  rules:
+  - to:
+    - operation:
+        paths: ["/admin*"]
+`
+
+const dryRunOnly = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels:
+    istio-injection: "enabled"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: "web"
+  template:
+    metadata:
+      labels:
+        app: "web"
+    spec:
+      containers:
+      - name: app
+        image: example/web:1
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: web-allowlist
+  namespace: shop
+  annotations:
+    istio.io/dry-run: "true"
+spec:
+  selector:
+    matchLabels:
+      app: web
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/default"]
+`
+
+const dryRunNextToEnforced = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels:
+    istio-injection: "enabled"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: "web"
+  template:
+    metadata:
+      labels:
+        app: "web"
+    spec:
+      containers:
+      - name: app
+        image: example/web:1
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: web-allowlist
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: web
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/default"]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: web-tighter
+  namespace: shop
+  annotations:
+    istio.io/dry-run: "true"
+spec:
+  selector:
+    matchLabels:
+      app: web
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/default"]
+    to:
+    - operation:
+        methods: ["GET"]
+`
+
+const unknownNamespaceSource = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels:
+    istio-injection: "enabled"
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: allow-nothing
+  namespace: shop
+spec: {}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: "web"
+  template:
+    metadata:
+      labels:
+        app: "web"
+    spec:
+      containers:
+      - name: app
+        image: example/web:1
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: web-callers
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: web
+  rules:
+  - from:
+    - source:
+        namespaces: ["frontend"]
+`
+
+const builtinNamespaceSource = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels:
+    istio-injection: enabled
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: example/web:1
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: web-callers
+  namespace: shop
+spec:
+  selector:
+    matchLabels: {app: web}
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        namespaces: ["default", "kube-system"]
+    to:
+    - operation:
+        methods: ["GET"]
+`
+
+const ambientL7WithoutWaypoint = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels:
+    istio.io/dataplane-mode: "ambient"
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: allow-nothing
+  namespace: shop
+spec: {}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: "web"
+  template:
+    metadata:
+      labels:
+        app: "web"
+    spec:
+      containers:
+      - name: app
+        image: example/web:1
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: web-get
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: web
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/default"]
+    to:
+    - operation:
+        methods: ["GET"]
+`
+
+// TestAuthzRules: each rule fires on one small cluster and not on its fixed or
+// near-miss twin (cases from the corpus, inline).
+func TestAuthzRules(t *testing.T) {
+	t.Parallel()
+	ruletest.Run(t, only(Rules(), authzIDs...), []ruletest.Case{
+		ruletest.Fires("authz missing", "MW-ISTIO-005", one("m.yaml", authzMissing)),
+		ruletest.Clean("allow nothing", "MW-ISTIO-005", one("ap.yaml", allowNothing)),
+		ruletest.Fires("allow all empty rule", "MW-ISTIO-006", one("ap.yaml", allowAllEmptyRule)),
+		ruletest.Clean("allow paths", "MW-ISTIO-006", one("ap.yaml", allowPaths)),
+		ruletest.Fires("ipblocks plaintext", "MW-ISTIO-007", one("ap.yaml", ipblocksPlaintext)),
+		ruletest.Clean("ipblocks strict", "MW-ISTIO-007", one("ap.yaml", ipblocksStrict)),
+		ruletest.Fires("path deny base", "MW-ISTIO-008", one("ap.yaml", pathDenyBase)),
+		ruletest.Clean("path deny merge slashes", "MW-ISTIO-008", one("m.yaml", pathDenyMergeSlashes)),
+		ruletest.Fires("dry run only", "MW-ISTIO-009", one("m.yaml", dryRunOnly)),
+		ruletest.Clean("dry run next to enforced", "MW-ISTIO-009", one("m.yaml", dryRunNextToEnforced)),
+		ruletest.Fires("unknown namespace source", "MW-ISTIO-017", one("m.yaml", unknownNamespaceSource)),
+		ruletest.Clean("builtin namespace source", "MW-ISTIO-017", one("policy.yaml", builtinNamespaceSource)),
+		ruletest.Fires("ambient l7 without waypoint", "MW-ISTIO-018", one("m.yaml", ambientL7WithoutWaypoint)),
+		ruletest.Clean("ambient l7 without waypoint, fixed", "MW-ISTIO-018", one("m.yaml", strings.Replace(ambientL7WithoutWaypoint, "    to:\n    - operation:\n        methods: [\"GET\"]\n", "", 1))),
+	})
+}
