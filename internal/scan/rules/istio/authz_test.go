@@ -7,50 +7,11 @@ import (
 	"meshward.dev/meshward/internal/scan/rules/ruletest"
 )
 
-const authzMissing = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels:
-    istio-injection: "enabled"
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: "web"
-  template:
-    metadata:
-      labels:
-        app: "web"
-    spec:
-      containers:
-      - name: app
-        image: example/web:1
-`
+const authzMissing = meshStrict + `---
+` + shopInjected + `---
+` + webDeployment
 
-const allowNothing = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const allowNothing = meshStrict + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -59,15 +20,7 @@ metadata:
 spec: {}
 `
 
-const allowAllEmptyRule = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const allowAllEmptyRule = meshStrict + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -82,15 +35,7 @@ spec:
   - {}
 `
 
-const allowPaths = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const allowPaths = meshStrict + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -124,15 +69,7 @@ spec:
         ipBlocks: ["10.8.0.0/16"]
 `
 
-const ipblocksStrict = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const ipblocksStrict = meshStrict + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -148,15 +85,7 @@ spec:
         ipBlocks: ["10.8.0.0/16"]
 `
 
-const pathDenyBase = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const pathDenyBase = meshStrict + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -173,15 +102,7 @@ spec:
         paths: ["/admin*"]
 `
 
-const pathDenyMergeSlashes = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const pathDenyMergeSlashes = meshStrict + `---
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -210,40 +131,9 @@ spec:
         paths: ["/admin*"]
 `
 
-const dryRunOnly = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels:
-    istio-injection: "enabled"
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: "web"
-  template:
-    metadata:
-      labels:
-        app: "web"
-    spec:
-      containers:
-      - name: app
-        image: example/web:1
----
+const dryRunOnly = meshStrict + `---
+` + shopInjected + `---
+` + webDeployment + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -261,40 +151,9 @@ spec:
         principals: ["cluster.local/ns/shop/sa/default"]
 `
 
-const dryRunNextToEnforced = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels:
-    istio-injection: "enabled"
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: "web"
-  template:
-    metadata:
-      labels:
-        app: "web"
-    spec:
-      containers:
-      - name: app
-        image: example/web:1
----
+const dryRunNextToEnforced = meshStrict + `---
+` + shopInjected + `---
+` + webDeployment + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -329,22 +188,8 @@ spec:
         methods: ["GET"]
 `
 
-const unknownNamespaceSource = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels:
-    istio-injection: "enabled"
----
+const unknownNamespaceSource = meshStrict + `---
+` + shopInjected + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -352,24 +197,7 @@ metadata:
   namespace: shop
 spec: {}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: "web"
-  template:
-    metadata:
-      labels:
-        app: "web"
-    spec:
-      containers:
-      - name: app
-        image: example/web:1
----
+` + webDeployment + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -385,15 +213,7 @@ spec:
         namespaces: ["frontend"]
 `
 
-const builtinNamespaceSource = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const builtinNamespaceSource = meshStrict + `---
 apiVersion: v1
 kind: Namespace
 metadata:
@@ -435,15 +255,7 @@ spec:
         methods: ["GET"]
 `
 
-const ambientL7WithoutWaypoint = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const ambientL7WithoutWaypoint = meshStrict + `---
 apiVersion: v1
 kind: Namespace
 metadata:
@@ -458,24 +270,7 @@ metadata:
   namespace: shop
 spec: {}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: "web"
-  template:
-    metadata:
-      labels:
-        app: "web"
-    spec:
-      containers:
-      - name: app
-        image: example/web:1
----
+` + webDeployment + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:

@@ -18,15 +18,7 @@ spec:
       mode: ALLOW_ANY
 `
 
-const registryOnly = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const registryOnly = meshStrict + `---
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -38,15 +30,7 @@ data:
       mode: REGISTRY_ONLY
 `
 
-const sidecarReopensEgress = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const sidecarReopensEgress = meshStrict + `---
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -69,15 +53,7 @@ spec:
     mode: ALLOW_ANY
 `
 
-const gatewayApiPassthrough = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const gatewayApiPassthrough = meshStrict + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata:
@@ -93,15 +69,7 @@ spec:
       mode: Passthrough
 `
 
-const passthroughWithAuthz = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const passthroughWithAuthz = meshStrict + `---
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata:
@@ -134,15 +102,7 @@ spec:
         remoteIpBlocks: ["203.0.113.0/24"]
 `
 
-const multiclusterDefaultTrustDomain = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const multiclusterDefaultTrustDomain = meshStrict + `---
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -164,15 +124,7 @@ stringData:
   west: "kubeconfig"
 `
 
-const multiclusterCustomTrustDomain = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const multiclusterCustomTrustDomain = meshStrict + `---
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -195,15 +147,7 @@ stringData:
   west: "kubeconfig"
 `
 
-const injectionOptOutLabelStatefulset = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const injectionOptOutLabelStatefulset = meshStrict + `---
 apiVersion: v1
 kind: Namespace
 metadata:
@@ -265,22 +209,8 @@ spec:
         image: example/runner:1
 `
 
-const excludeInboundPorts = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels:
-    istio-injection: "enabled"
----
+const excludeInboundPorts = meshStrict + `---
+` + shopInjected + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -309,22 +239,8 @@ spec:
         image: example/web:1
 `
 
-const appUid1337 = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels:
-    istio-injection: "enabled"
----
+const appUid1337 = meshStrict + `---
+` + shopInjected + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -332,24 +248,7 @@ metadata:
   namespace: shop
 spec: {}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: "web"
-  template:
-    metadata:
-      labels:
-        app: "web"
-    spec:
-      containers:
-      - name: app
-        image: example/web:1
-        securityContext:
+` + webDeployment + `        securityContext:
           runAsUser: 1337
 `
 

@@ -16,40 +16,9 @@ spec:
     mode: PERMISSIVE
 `
 
-const strictEverything = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels:
-    istio-injection: "enabled"
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: "web"
-  template:
-    metadata:
-      labels:
-        app: "web"
-    spec:
-      containers:
-      - name: app
-        image: example/web:1
----
+const strictEverything = meshStrict + `---
+` + shopInjected + `---
+` + webDeployment + `---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -112,24 +81,7 @@ metadata:
   labels:
     istio.io/rev: "1-22"
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: "web"
-  template:
-    metadata:
-      labels:
-        app: "web"
-    spec:
-      containers:
-      - name: app
-        image: example/web:1
----
+` + webDeployment + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -138,22 +90,8 @@ metadata:
 spec: {}
 `
 
-const unsetInheritsStrict = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
-  labels:
-    istio-injection: "enabled"
----
+const unsetInheritsStrict = meshStrict + `---
+` + shopInjected + `---
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata:
@@ -163,24 +101,7 @@ spec:
   mtls:
     mode: UNSET
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: "web"
-  template:
-    metadata:
-      labels:
-        app: "web"
-    spec:
-      containers:
-      - name: app
-        image: example/web:1
----
+` + webDeployment + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:

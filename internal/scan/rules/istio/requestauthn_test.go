@@ -6,15 +6,7 @@ import (
 	"meshward.dev/meshward/internal/scan/rules/ruletest"
 )
 
-const jwtNotRequired = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const jwtNotRequired = meshStrict + `---
 apiVersion: v1
 kind: Namespace
 metadata:
@@ -65,15 +57,7 @@ spec:
         principals: ["cluster.local/ns/shop/sa/web"]
 `
 
-const jwtRequired = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT
----
+const jwtRequired = meshStrict + `---
 apiVersion: v1
 kind: Namespace
 metadata:

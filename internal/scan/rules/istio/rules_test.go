@@ -40,3 +40,42 @@ func TestGroupsCoverEveryRule(t *testing.T) {
 		}
 	}
 }
+
+// Fragments the cases share: a mesh-wide STRICT PeerAuthentication, the
+// injected namespace shop, and the web Deployment in it.
+const (
+	meshStrict = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+`
+	shopInjected = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels:
+    istio-injection: "enabled"
+`
+	webDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: "web"
+  template:
+    metadata:
+      labels:
+        app: "web"
+    spec:
+      containers:
+      - name: app
+        image: example/web:1
+`
+)
