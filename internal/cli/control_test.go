@@ -101,6 +101,36 @@ spec:
 	}
 }
 
+// TestUpRefusesAServiceAccountItCannotRun: a serviceAccount other than the
+// service's name validates (policies resolve it) but up cannot run it yet:
+// an input error naming the field, before anything starts.
+func TestUpRefusesAServiceAccountItCannotRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "mesh.yaml")
+	mesh := `apiVersion: meshward.dev/v1
+kind: Mesh
+metadata: {name: shop}
+spec:
+  trustDomain: shop.local
+  services:
+    - name: orders
+      port: 18080
+      serviceAccount: orders-sa
+`
+	if err := os.WriteFile(file, []byte(mesh), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	err := Execute(context.Background(), []string{"up", "-f", file, "--data-dir", filepath.Join(dir, "data")}, &bytes.Buffer{}, &stderr)
+	if ExitCode(err) != exitUsage || !strings.Contains(stderr.String(), file+":9: spec.services[0].serviceAccount") {
+		t.Fatalf("exit %d, stderr %q; want exit 2 naming spec.services[0].serviceAccount", ExitCode(err), stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("up created its data dir before refusing")
+	}
+}
+
 // TestControlStoreFlag: --store puts the state where it says (as a bolt://
 // URL or a plain path), and without it the state is the bolt file in the
 // data dir, as always. The data dir is private either way.

@@ -92,6 +92,9 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, stdout io.Writer
 	if err := localmesh.CheckUsers(mesh); err != nil {
 		return usageErr(err)
 	}
+	if err := refuseServiceAccounts(mesh); err != nil {
+		return usageErr(err)
+	}
 	// Every port up will listen on is free, or nothing starts.
 	if err := localmesh.CheckPorts(mesh); err != nil {
 		return usageErr(err)
@@ -368,4 +371,25 @@ func newDemoAppCmd(g *globalOptions) *cobra.Command {
 			return demo.Run(cmd.Context(), args[0], log)
 		},
 	}
+}
+
+// refuseServiceAccounts refuses a service whose identity account differs
+// from its name: the sidecar's policy compiler, its upstream identity checks
+// and the control plane's registry still take the account for the service
+// name, so such a mesh would validate and then never be routable. Refused
+// (an input error naming the field) until those follow; Kubernetes mode
+// needs them.
+func refuseServiceAccounts(m *config.Mesh) error {
+	var errs config.ErrorList
+	for i, s := range m.Services {
+		if s.ServiceAccount != "" && s.ServiceAccount != s.Name {
+			f := fmt.Sprintf("spec.services[%d].serviceAccount", i)
+			errs = append(errs, &config.Error{File: m.File, Line: m.LineOf(f), Field: f,
+				Msg: fmt.Sprintf("%q differs from the service's name %q: meshward up does not run such a service yet (its sidecar and the control plane's registry still use the name); remove it", s.ServiceAccount, s.Name)})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"meshward.dev/meshward/internal/identity"
 )
 
 // KindMesh is the kind of mesh.yaml.
@@ -60,6 +62,11 @@ type Listener struct {
 type Service struct {
 	Name      string `yaml:"name" json:"name"`
 	Namespace string `yaml:"namespace" json:"namespace"`
+	// ServiceAccount is the account name in the service's identity
+	// (spiffe://<td>/ns/<namespace>/sa/<serviceAccount>); empty means the
+	// service's name (see Account). On Kubernetes the service account is
+	// not the Service.
+	ServiceAccount string `yaml:"serviceAccount" json:"serviceAccount,omitempty"`
 	// Command starts the app (`meshward up`); empty means up does not start
 	// it. MESHWARD_* environment variables tell the app its ports.
 	Command []string          `yaml:"command" json:"command,omitempty"`
@@ -89,9 +96,37 @@ type Upstream struct {
 	Listen  string `yaml:"listen" json:"listen"`
 }
 
+// Account is the account name of the service's identity: ServiceAccount,
+// or the service's name when that is empty.
+func (s *Service) Account() string {
+	if s.ServiceAccount != "" {
+		return s.ServiceAccount
+	}
+	return s.Name
+}
+
 // ID is the service's SPIFFE ID in trust domain td.
 func (s *Service) ID(td spiffeid.TrustDomain) (spiffeid.ID, error) {
-	return spiffeid.FromSegments(td, "ns", s.Namespace, "sa", s.Name)
+	return identity.ServiceID(td, s.Namespace, s.Account())
+}
+
+// ServiceByID returns the service whose identity is id, if there is one.
+func (m *Mesh) ServiceByID(id spiffeid.ID) (*Service, bool) {
+	td, err := spiffeid.TrustDomainFromString(m.TrustDomain)
+	if err != nil || !id.MemberOf(td) {
+		return nil, false
+	}
+	ns, account, ok := identity.ParseServiceID(id)
+	if !ok {
+		return nil, false
+	}
+	for i := range m.Services {
+		s := &m.Services[i]
+		if s.Namespace == ns && s.Account() == account {
+			return s, true
+		}
+	}
+	return nil, false
 }
 
 // Service returns the service called name.
@@ -198,6 +233,7 @@ func (m *Mesh) validate(d *Document) ErrorList {
 		add("spec.services", "at least one service is required")
 	}
 	names := map[string]int{}
+	identities := map[string]int{} // "namespace/account" -> service index
 	for i := range m.Services {
 		s := &m.Services[i]
 		f := fmt.Sprintf("spec.services[%d]", i)
@@ -212,6 +248,21 @@ func (m *Mesh) validate(d *Document) ErrorList {
 		}
 		if err := ValidName(s.Namespace); err != nil {
 			add(f+".namespace", "%v", err)
+		}
+		if s.ServiceAccount != "" {
+			if err := ValidName(s.ServiceAccount); err != nil {
+				add(f+".serviceAccount", "%v", err)
+			}
+		}
+		if j, ok := names[s.Name]; ok && j == i {
+			// Each service its own identity: policies and the registry
+			// tell services apart by it.
+			key := s.Namespace + "/" + s.Account()
+			if k, dup := identities[key]; dup {
+				add(f+".serviceAccount", "%q in namespace %q is already the identity of spec.services[%d] (%s); each service needs its own", s.Account(), s.Namespace, k, m.Services[k].Name)
+			} else {
+				identities[key] = i
+			}
 		}
 		if s.Port < 1 || s.Port > 65535 {
 			add(f+".port", "%d is not a port (1-65535); the port the app listens on is required", s.Port)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -289,6 +290,60 @@ func TestMeshAllowUpgrades(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v; want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestMeshServiceAccount(t *testing.T) {
+	t.Parallel()
+	const head = "apiVersion: meshward.dev/v1\nkind: Mesh\nmetadata: {name: m}\nspec:\n  trustDomain: m.local\n  services:\n"
+	tests := []struct {
+		name     string
+		services string
+		want     []string // the services' identities
+		wantErr  string
+	}{
+		{name: "default is the name", services: "    - {name: orders, port: 8080}\n", want: []string{"spiffe://m.local/ns/default/sa/orders"}},
+		{name: "service account", services: "    - {name: orders, port: 8080, serviceAccount: orders-sa}\n", want: []string{"spiffe://m.local/ns/default/sa/orders-sa"}},
+		{name: "with namespace", services: "    - {name: orders, namespace: shop, port: 8080, serviceAccount: orders-sa}\n", want: []string{"spiffe://m.local/ns/shop/sa/orders-sa"}},
+		{name: "same account in two namespaces", services: "    - {name: a, namespace: x, port: 8080, serviceAccount: s}\n    - {name: b, namespace: y, port: 8081, serviceAccount: s}\n",
+			want: []string{"spiffe://m.local/ns/x/sa/s", "spiffe://m.local/ns/y/sa/s"}},
+		{name: "not a name", services: "    - {name: orders, port: 8080, serviceAccount: Orders_SA}\n",
+			wantErr: `mesh.yaml:7: spec.services[0].serviceAccount: "Orders_SA" is not a valid name`},
+		{name: "shared account", services: "    - {name: a, port: 8080, serviceAccount: s}\n    - {name: b, port: 8081, serviceAccount: s}\n",
+			wantErr: `mesh.yaml:8: spec.services[1].serviceAccount: "s" in namespace "default" is already the identity of spec.services[0] (a)`},
+		{name: "another service's name", services: "    - {name: a, port: 8080, serviceAccount: b}\n    - {name: b, port: 8081}\n",
+			wantErr: `spec.services[1].serviceAccount: "b" in namespace "default" is already the identity of spec.services[0] (a)`},
+		{name: "wrong type", services: "    - {name: a, port: 8080, serviceAccount: [x]}\n", wantErr: "spec.services[0].serviceAccount"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m, err := ParseMesh("mesh.yaml", []byte(head+tc.services))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v; want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			td := spiffeid.RequireTrustDomainFromString(m.TrustDomain)
+			var got []string
+			for i := range m.Services {
+				id, err := m.Services[i].ID(td)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, id.String())
+				if s, ok := m.ServiceByID(id); !ok || s.Name != m.Services[i].Name {
+					t.Errorf("ServiceByID(%s) = %v, %v; want %s", id, s, ok, m.Services[i].Name)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("identities (-want +got):\n%s", diff)
 			}
 		})
 	}

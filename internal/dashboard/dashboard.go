@@ -17,8 +17,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 	"meshward.dev/meshward/internal/config"
+	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/observe"
 	"meshward.dev/meshward/internal/store"
 )
@@ -231,20 +234,27 @@ func (d *Dashboard) declaredCalls() [][2]string {
 	if m == nil {
 		return nil
 	}
-	id := func(ns, svc string) string {
-		if ns == "" {
-			ns = "default"
+	td, err := spiffeid.TrustDomainFromString(m.TrustDomain)
+	if err != nil {
+		return nil
+	}
+	idOf := func(ns, svc string) string {
+		var id spiffeid.ID
+		var err error
+		if t, ok := m.Service(svc); ok {
+			id, err = t.ID(td)
+		} else {
+			id, err = identity.ServiceID(td, ns, svc)
 		}
-		return "spiffe://" + m.TrustDomain + "/ns/" + ns + "/sa/" + svc
+		if err != nil {
+			return ""
+		}
+		return id.String()
 	}
 	var out [][2]string
 	for _, s := range m.Services {
 		for _, u := range s.Upstreams {
-			ns := s.Namespace
-			if t, ok := m.Service(u.Service); ok {
-				ns = t.Namespace
-			}
-			out = append(out, [2]string{id(s.Namespace, s.Name), id(ns, u.Service)})
+			out = append(out, [2]string{idOf(s.Namespace, s.Name), idOf(s.Namespace, u.Service)})
 		}
 	}
 	return out

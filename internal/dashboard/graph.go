@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/identity"
 )
 
 // Graph is the service graph: services as nodes, observed calls as edges.
@@ -204,18 +205,17 @@ func buildGraph(workloads []*apiv1.WorkloadStatus, sidecars []sidecarMetrics, al
 	return g
 }
 
-// splitID returns the namespace and service of a SPIFFE ID of the form
-// spiffe://td/ns/N/sa/S ("" and the path for any other).
+// splitID returns the namespace and account of a SPIFFE ID of the form
+// spiffe://td/ns/N/sa/A ("" and the path for any other).
 func splitID(id string) (ns, svc string) {
+	if ns, account, ok := identity.ParseServiceIDString(id); ok {
+		return ns, account
+	}
 	rest, ok := strings.CutPrefix(id, "spiffe://")
 	if !ok {
 		return "", id
 	}
 	_, path, _ := strings.Cut(rest, "/")
-	parts := strings.Split(path, "/")
-	if len(parts) == 4 && parts[0] == "ns" && parts[2] == "sa" {
-		return parts[1], parts[3]
-	}
 	return "", "/" + path
 }
 
@@ -226,11 +226,8 @@ func label(id string) string {
 	case "*":
 		return "any workload"
 	}
-	if pre, ok := strings.CutSuffix(id, "/*"); ok {
-		ns, _ := splitID(pre + "/sa/x")
-		if ns != "" {
-			return "namespace " + ns
-		}
+	if ns, ok := identity.ParseNamespacePattern(id); ok {
+		return "namespace " + ns
 	}
 	ns, svc := splitID(id)
 	if ns == "" || ns == "default" {

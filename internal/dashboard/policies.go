@@ -6,6 +6,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/policy"
 )
 
@@ -76,6 +79,9 @@ type policyState struct {
 	view Policies
 	// grants as compiled, for allows.
 	grants []policy.Grant
+	// targets are the mesh's services ("ns/name") by identity: a service's
+	// identity may name a serviceAccount rather than the service.
+	targets map[string]string
 }
 
 // allows reports whether some grant lets src (a SPIFFE ID) call dst (a
@@ -84,8 +90,11 @@ func (p *policyState) allows(src, dst string) bool {
 	if p == nil {
 		return false
 	}
-	ns, svc := splitID(dst)
-	target := ns + "/" + svc
+	target, ok := p.targets[dst]
+	if !ok {
+		ns, svc := splitID(dst)
+		target = ns + "/" + svc
+	}
 	for _, g := range p.grants {
 		if g.Target == target && sourceMatches(g.Source, src) && !strings.HasSuffix(g.Rule, "(audit)") {
 			return true
@@ -103,7 +112,12 @@ func sourceMatches(pattern, id string) bool {
 	case pattern == "*":
 		return strings.HasPrefix(id, "spiffe://")
 	case strings.HasSuffix(pattern, "/*"):
-		return strings.HasPrefix(id, strings.TrimSuffix(pattern, "*")+"sa/")
+		pid, err := spiffeid.FromString(id)
+		if err != nil {
+			return false
+		}
+		ns, _, ok := identity.ParseServiceID(pid)
+		return ok && identity.NamespacePattern(pid.TrustDomain(), ns) == pattern
 	}
 	return false
 }
@@ -142,37 +156,41 @@ func (d *Dashboard) policyView(context.Context) *policyState {
 			st.view.Policies = policyInfos(e)
 		}
 	}
-	buildMatrix(&st.view, d.meshIDs())
+	st.targets = d.meshTargets()
+	buildMatrix(&st.view, st.targets)
 	d.pol, d.polKey = st, key
 	return st
 }
 
-// meshIDs are the SPIFFE IDs of the mesh file's services (none without
-// one).
-func (d *Dashboard) meshIDs() []string {
+// meshTargets are the mesh file's services ("ns/name") by SPIFFE ID (none
+// without one).
+func (d *Dashboard) meshTargets() map[string]string {
 	m := d.cfg.Mesh
 	if m == nil {
 		return nil
 	}
-	var out []string
-	for _, s := range m.Services {
-		ns := s.Namespace
-		if ns == "" {
-			ns = "default"
+	td, err := spiffeid.TrustDomainFromString(m.TrustDomain)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for i := range m.Services {
+		s := &m.Services[i]
+		if id, err := s.ID(td); err == nil {
+			out[id.String()] = s.Namespace + "/" + s.Name
 		}
-		out = append(out, "spiffe://"+m.TrustDomain+"/ns/"+ns+"/sa/"+s.Name)
 	}
 	return out
 }
 
-// buildMatrix fills Sources, Targets and Matrix from the grants; ids are
-// services that get a row and a column even when no rule names them.
-func buildMatrix(v *Policies, ids []string) {
+// buildMatrix fills Sources, Targets and Matrix from the grants; services
+// (target by SPIFFE ID) get a row and a column even when no rule names
+// them.
+func buildMatrix(v *Policies, services map[string]string) {
 	srcs, tgts := map[string]bool{}, map[string]bool{}
-	for _, id := range ids {
+	for id, target := range services {
 		srcs[id] = true
-		ns, svc := splitID(id)
-		tgts[ns+"/"+svc] = true
+		tgts[target] = true
 	}
 	for _, g := range v.Grants {
 		srcs[g.Source] = true

@@ -17,29 +17,85 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-// ServiceID is the identity of a service:
-// spiffe://<trust-domain>/ns/<namespace>/sa/<service>.
-func ServiceID(td spiffeid.TrustDomain, namespace, service string) (spiffeid.ID, error) {
+// ServiceID is the identity of a workload:
+// spiffe://<trust-domain>/ns/<namespace>/sa/<account>. The account is the
+// service account the workload runs as, which is the service's name unless
+// the mesh says otherwise (on Kubernetes the service account is not the
+// Service). An empty namespace is "default". Both names must be
+// DNS-label-like, so every ID it returns is one ParseServiceID splits back
+// into the same namespace and account.
+func ServiceID(td spiffeid.TrustDomain, namespace, account string) (spiffeid.ID, error) {
 	if namespace == "" {
 		namespace = "default"
 	}
 	if err := checkName("namespace", namespace); err != nil {
 		return spiffeid.ID{}, err
 	}
-	if err := checkName("service", service); err != nil {
+	if err := checkName("service", account); err != nil {
 		return spiffeid.ID{}, err
 	}
-	return spiffeid.FromSegments(td, "ns", namespace, "sa", service)
+	return spiffeid.FromSegments(td, "ns", namespace, "sa", account)
 }
 
-// ParseServiceID splits a service identity into namespace and service; ok is
-// false for identities that are not of the /ns/N/sa/S form.
-func ParseServiceID(id spiffeid.ID) (namespace, service string, ok bool) {
-	parts := strings.Split(strings.TrimPrefix(id.Path(), "/"), "/")
-	if len(parts) != 4 || parts[0] != "ns" || parts[2] != "sa" {
+// ParseServiceID splits a workload identity into namespace and account; ok
+// is false for identities that are not of the /ns/N/sa/A form. It checks the
+// form only, not the names: an identity a policy names may come from
+// elsewhere.
+func ParseServiceID(id spiffeid.ID) (namespace, account string, ok bool) {
+	return parsePath(id.Path())
+}
+
+// ParseServiceIDString is ParseServiceID for an ID in text form (as status
+// reports and grants carry it); ok is false when s is not a SPIFFE ID or not
+// of the /ns/N/sa/A form.
+func ParseServiceIDString(s string) (namespace, account string, ok bool) {
+	id, err := spiffeid.FromString(s)
+	if err != nil {
 		return "", "", false
 	}
-	return parts[1], parts[3], true
+	return ParseServiceID(id)
+}
+
+// parsePath does not allocate: policy decisions call it per request.
+func parsePath(p string) (namespace, account string, ok bool) {
+	rest, ok := strings.CutPrefix(p, "/ns/")
+	if !ok {
+		return "", "", false
+	}
+	namespace, account, ok = strings.Cut(rest, "/sa/")
+	if !ok || namespace == "" || account == "" || strings.Contains(namespace, "/") || strings.Contains(account, "/") {
+		return "", "", false
+	}
+	return namespace, account, true
+}
+
+// NamespacePattern is how a namespace-wide source (every workload of
+// namespace, as policy `from: [{namespace: N}]` names it) is shown:
+// spiffe://<trust-domain>/ns/<namespace>/*. An empty namespace is
+// "default".
+func NamespacePattern(td spiffeid.TrustDomain, namespace string) string {
+	if namespace == "" {
+		namespace = "default"
+	}
+	return "spiffe://" + td.Name() + "/ns/" + namespace + "/*"
+}
+
+// ParseNamespacePattern returns the namespace of a NamespacePattern; ok is
+// false for anything else.
+func ParseNamespacePattern(s string) (namespace string, ok bool) {
+	pre, ok := strings.CutSuffix(s, "/*")
+	if !ok {
+		return "", false
+	}
+	id, err := spiffeid.FromString(pre)
+	if err != nil {
+		return "", false
+	}
+	namespace, ok = strings.CutPrefix(id.Path(), "/ns/")
+	if !ok || namespace == "" || strings.Contains(namespace, "/") {
+		return "", false
+	}
+	return namespace, true
 }
 
 // ControlID is the control plane's own identity.

@@ -260,7 +260,7 @@ func (s *Supervisor) sidecarCmd(ctx context.Context, i int, svc *Service, ms con
 	// lost its in-memory key and must bootstrap again.
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	tok, err := s.cfg.Admin.CreateToken(tctx, &apiv1.CreateTokenRequest{Service: svc.Name, Namespace: svc.Namespace, TtlSeconds: 300})
+	tok, err := s.cfg.Admin.CreateToken(tctx, &apiv1.CreateTokenRequest{Service: ms.Account(), Namespace: svc.Namespace, TtlSeconds: 300})
 	if err != nil {
 		return nil, fmt.Errorf("mint join token: %w", err)
 	}

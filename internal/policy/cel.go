@@ -13,6 +13,8 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
+
+	"meshward.dev/meshward/internal/identity"
 )
 
 // Limits on CEL conditions. A condition is compiled once, when the policy
@@ -133,10 +135,10 @@ func (a *celActivation) ResolveName(name string) (any, bool) {
 	case "source.trustDomain":
 		return types.String(r.Source.TrustDomain().Name()), true
 	case "source.namespace":
-		ns, _ := splitWorkloadPath(r.Source.Path())
+		ns, _, _ := identity.ParseServiceID(r.Source)
 		return types.String(ns), true
 	case "source.service":
-		_, sa := splitWorkloadPath(r.Source.Path())
+		_, sa, _ := identity.ParseServiceID(r.Source)
 		return types.String(sa), true
 	case "destination.service":
 		return types.String(r.Destination.Service), true
@@ -181,17 +183,4 @@ func (c *condition) eval(r *Request, now time.Time) (bool, uint64) {
 	}
 	b, ok := v.Value().(bool)
 	return ok && b, cost
-}
-
-// splitWorkloadPath returns N and S of a /ns/N/sa/S path, or empty strings.
-func splitWorkloadPath(p string) (namespace, service string) {
-	rest, ok := strings.CutPrefix(p, "/ns/")
-	if !ok {
-		return "", ""
-	}
-	ns, sa, ok := strings.Cut(rest, "/sa/")
-	if !ok || ns == "" || sa == "" || strings.Contains(ns, "/") || strings.Contains(sa, "/") {
-		return "", ""
-	}
-	return ns, sa
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"meshward.dev/meshward/internal/config"
+	"meshward.dev/meshward/internal/identity"
 )
 
 // Compile turns a validated Set into an immutable Engine.
@@ -52,7 +53,7 @@ func (s *Set) compileRule(td spiffeid.TrustDomain, p *AccessPolicy, r *Rule) (co
 	for _, src := range r.From {
 		switch {
 		case src.Service != "":
-			id, err := spiffeid.FromSegments(td, "ns", p.Namespace, "sa", src.Service)
+			id, err := s.ServiceID(td, p.Namespace, src.Service)
 			if err != nil {
 				return cr, err
 			}
@@ -66,7 +67,7 @@ func (s *Set) compileRule(td spiffeid.TrustDomain, p *AccessPolicy, r *Rule) (co
 		case src.Namespace == "*":
 			cr.anyNS = true
 		default:
-			cr.nsPrefixes = append(cr.nsPrefixes, "/ns/"+src.Namespace+"/sa/")
+			cr.namespaces = append(cr.namespaces, src.Namespace)
 		}
 	}
 	if len(r.To) == 0 {
@@ -106,6 +107,23 @@ func (s *Set) compileRule(td spiffeid.TrustDomain, p *AccessPolicy, r *Rule) (co
 		cr.cond = c
 	}
 	return cr, nil
+}
+
+// ServiceID is the identity a `{service: name}` source of a policy in
+// namespace names: with the mesh known, that service's identity (which
+// names its serviceAccount, when it sets one); otherwise, or for a service
+// the mesh does not have, ns/<namespace>/sa/<name>.
+func (s *Set) ServiceID(td spiffeid.TrustDomain, namespace, name string) (spiffeid.ID, error) {
+	return serviceID(s.Mesh, td, namespace, name)
+}
+
+func serviceID(mesh *config.Mesh, td spiffeid.TrustDomain, namespace, name string) (spiffeid.ID, error) {
+	if mesh != nil {
+		if svc, ok := mesh.Service(name); ok && svc.Namespace == namespace {
+			return svc.ID(td)
+		}
+	}
+	return identity.ServiceID(td, namespace, name)
 }
 
 // canonical is what the version hashes: the effective configuration and

@@ -10,6 +10,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"meshward.dev/meshward/internal/config"
+	"meshward.dev/meshward/internal/identity"
 )
 
 // Grant is one kind of call a policy set allows: a source calling a target
@@ -90,14 +91,14 @@ func Diff(old, next *Engine, mesh *config.Mesh) []Change {
 				for _, id := range r.ids {
 					sources[id.String()] = probeSource{id: id, label: id.String()}
 				}
-				for _, pre := range r.nsPrefixes {
-					id, err := spiffeid.FromPath(r.td, pre+anyName)
+				for _, ns := range r.namespaces {
+					id, err := identity.ServiceID(r.td, ns, anyName)
 					if err == nil {
-						sources[id.String()] = probeSource{id: id, label: "spiffe://" + r.td.Name() + strings.TrimSuffix(pre, "/sa/") + "/*"}
+						sources[id.String()] = probeSource{id: id, label: identity.NamespacePattern(r.td, ns)}
 					}
 				}
 				if r.anyNS {
-					id, err := spiffeid.FromSegments(r.td, "ns", anyName, "sa", anyName)
+					id, err := identity.ServiceID(r.td, anyName, anyName)
 					if err == nil {
 						sources[id.String()] = probeSource{id: id, label: anyLabel}
 					}

@@ -7,6 +7,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"meshward.dev/meshward/internal/config"
+	"meshward.dev/meshward/internal/identity"
 )
 
 // Engine is a compiled policy set. It is immutable and safe for concurrent
@@ -35,7 +36,7 @@ type compiledRule struct {
 	name       string
 	td         spiffeid.TrustDomain
 	ids        []spiffeid.ID // exact callers ({service} and {identity})
-	nsPrefixes []string      // "/ns/N/sa/" in td ({namespace: N})
+	namespaces []string      // workloads of namespace N in td ({namespace: N})
 	anyNS      bool          // {namespace: "*"}: any workload of td
 	anyOp      bool          // no `to`: any port and operation
 	l4         bool          // some operation can match a request without HTTP
@@ -160,16 +161,16 @@ func (r *compiledRule) matchSource(id spiffeid.ID) bool {
 			return true
 		}
 	}
-	if (r.anyNS || len(r.nsPrefixes) > 0) && id.MemberOf(r.td) {
-		ns, sa := splitWorkloadPath(id.Path())
-		if ns == "" || sa == "" {
+	if (r.anyNS || len(r.namespaces) > 0) && id.MemberOf(r.td) {
+		ns, _, ok := identity.ParseServiceID(id)
+		if !ok {
 			return false
 		}
 		if r.anyNS {
 			return true
 		}
-		for _, p := range r.nsPrefixes {
-			if strings.HasPrefix(id.Path(), p) {
+		for _, n := range r.namespaces {
+			if n == ns {
 				return true
 			}
 		}

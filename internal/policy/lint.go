@@ -10,6 +10,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"meshward.dev/meshward/internal/config"
+	"meshward.dev/meshward/internal/identity"
 )
 
 // Lint checks, each the Check of a Warning.
@@ -76,7 +77,7 @@ func Lint(s *Set) []Warning {
 	for _, p := range s.Policies {
 		d := p.doc
 		svc := s.meshService(p)
-		shadows := newShadowIndex(p, td)
+		shadows := newShadowIndex(s.Mesh, p, td)
 		if p.Spec.Mode == ModeAudit {
 			warn(d, "spec.mode", CheckAuditMode, "policy %s is in audit mode: denials are logged, not enforced", p.Name)
 		}
@@ -133,7 +134,7 @@ func Lint(s *Set) []Warning {
 				continue
 			}
 			for _, k := range shadows.candidates(r, i) {
-				if ruleCovers(p, &p.Spec.Rules[k], r, td) {
+				if ruleCovers(s.Mesh, p, &p.Spec.Rules[k], r, td) {
 					warn(d, f, CheckShadowed, "rule %s is shadowed by rule %s above it, which allows everything it does", r.Name, p.Spec.Rules[k].Name)
 					break
 				}
@@ -191,12 +192,13 @@ func (s *Set) meshService(p *AccessPolicy) *config.Service {
 // "any path"), and a lookup reads only the keys that could cover those.
 type shadowIndex struct {
 	byKey map[string][]int // source key + "\x00" + path key -> rule indexes, ascending
+	mesh  *config.Mesh
 	ns    string
 	td    spiffeid.TrustDomain
 }
 
-func newShadowIndex(p *AccessPolicy, td spiffeid.TrustDomain) *shadowIndex {
-	x := &shadowIndex{byKey: map[string][]int{}, ns: p.Namespace, td: td}
+func newShadowIndex(mesh *config.Mesh, p *AccessPolicy, td spiffeid.TrustDomain) *shadowIndex {
+	x := &shadowIndex{byKey: map[string][]int{}, mesh: mesh, ns: p.Namespace, td: td}
 	for i := range p.Spec.Rules {
 		r := &p.Spec.Rules[i]
 		var paths []string
@@ -233,7 +235,7 @@ func (x *shadowIndex) sourceKey(s Source) string {
 	if s.Namespace != "" {
 		return "ns:" + s.Namespace
 	}
-	if id, ok := sourceID(x.ns, s, x.td); ok {
+	if id, ok := sourceID(x.mesh, x.ns, s, x.td); ok {
 		return "id:" + id.String()
 	}
 	return "none"
@@ -252,12 +254,12 @@ func (x *shadowIndex) candidates(r *Rule, i int) []int {
 			sources = append(sources, "ns:"+src.Namespace)
 		}
 	default:
-		id, ok := sourceID(x.ns, src, x.td)
+		id, ok := sourceID(x.mesh, x.ns, src, x.td)
 		if !ok {
 			return nil
 		}
 		sources = append(sources, "id:"+id.String())
-		if ns, sa := splitWorkloadPath(id.Path()); sa != "" && id.MemberOf(x.td) {
+		if ns, _, ok := identity.ParseServiceID(id); ok && id.MemberOf(x.td) {
 			sources = append(sources, "ns:"+ns)
 		}
 	}
@@ -287,14 +289,14 @@ func (x *shadowIndex) candidates(r *Rule, i int) []int {
 
 // ruleCovers reports whether rule a allows everything rule b allows (so b,
 // after a, never decides).
-func ruleCovers(p *AccessPolicy, a, b *Rule, td spiffeid.TrustDomain) bool {
+func ruleCovers(mesh *config.Mesh, p *AccessPolicy, a, b *Rule, td spiffeid.TrustDomain) bool {
 	if a.When != "" && a.When != b.When {
 		return false
 	}
 	for _, sb := range b.From {
 		covered := false
 		for _, sa := range a.From {
-			if sourceCovers(p.Namespace, sa, sb, td) {
+			if sourceCovers(mesh, p.Namespace, sa, sb, td) {
 				covered = true
 				break
 			}
@@ -325,10 +327,10 @@ func ruleCovers(p *AccessPolicy, a, b *Rule, td spiffeid.TrustDomain) bool {
 }
 
 // sourceID is the identity a {service} or {identity} source names.
-func sourceID(ns string, s Source, td spiffeid.TrustDomain) (spiffeid.ID, bool) {
+func sourceID(mesh *config.Mesh, ns string, s Source, td spiffeid.TrustDomain) (spiffeid.ID, bool) {
 	switch {
 	case s.Service != "":
-		id, err := spiffeid.FromSegments(td, "ns", ns, "sa", s.Service)
+		id, err := serviceID(mesh, td, ns, s.Service)
 		return id, err == nil
 	case s.Identity != "":
 		id, err := spiffeid.FromString(s.Identity)
@@ -337,21 +339,21 @@ func sourceID(ns string, s Source, td spiffeid.TrustDomain) (spiffeid.ID, bool) 
 	return spiffeid.ID{}, false
 }
 
-func sourceCovers(ns string, a, b Source, td spiffeid.TrustDomain) bool {
+func sourceCovers(mesh *config.Mesh, ns string, a, b Source, td spiffeid.TrustDomain) bool {
 	if a.Namespace == "" {
-		ida, oka := sourceID(ns, a, td)
-		idb, okb := sourceID(ns, b, td)
+		ida, oka := sourceID(mesh, ns, a, td)
+		idb, okb := sourceID(mesh, ns, b, td)
 		return oka && okb && ida == idb
 	}
 	if b.Namespace != "" {
 		return a.Namespace == "*" || a.Namespace == b.Namespace
 	}
-	idb, ok := sourceID(ns, b, td)
+	idb, ok := sourceID(mesh, ns, b, td)
 	if !ok || !idb.MemberOf(td) {
 		return false
 	}
-	bns, bsa := splitWorkloadPath(idb.Path())
-	return bsa != "" && (a.Namespace == "*" || a.Namespace == bns)
+	bns, _, ok := identity.ParseServiceID(idb)
+	return ok && (a.Namespace == "*" || a.Namespace == bns)
 }
 
 func opCovers(a, b *Operation) bool {

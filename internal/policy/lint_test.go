@@ -79,7 +79,7 @@ func TestRuleCovers(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := ruleCovers(p, &tc.a, &tc.b, td); got != tc.want {
+			if got := ruleCovers(nil, p, &tc.a, &tc.b, td); got != tc.want {
 				t.Errorf("ruleCovers = %v, want %v", got, tc.want)
 			}
 		})
@@ -127,19 +127,19 @@ func TestShadowIndexMatchesPairwise(t *testing.T) {
 			}
 			p.Spec.Rules = append(p.Spec.Rules, r)
 		}
-		x := newShadowIndex(p, td)
+		x := newShadowIndex(nil, p, td)
 		for i := range p.Spec.Rules {
 			b := &p.Spec.Rules[i]
 			want := -1
 			for k := 0; k < i; k++ {
-				if ruleCovers(p, &p.Spec.Rules[k], b, td) {
+				if ruleCovers(nil, p, &p.Spec.Rules[k], b, td) {
 					want = k
 					break
 				}
 			}
 			got := -1
 			for _, k := range x.candidates(b, i) {
-				if ruleCovers(p, &p.Spec.Rules[k], b, td) {
+				if ruleCovers(nil, p, &p.Spec.Rules[k], b, td) {
 					got = k
 					break
 				}

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"meshward.dev/meshward/internal/config"
+	"meshward.dev/meshward/internal/identity"
 )
 
 // Protocol is what the application speaks on a port.
@@ -40,11 +41,16 @@ func (p Protocol) valid() bool {
 // Config configures one sidecar. Service, Namespace, TrustDomain, SVID and
 // Bundle are required; so is InboundAddr+AppAddr, or at least one upstream.
 type Config struct {
-	// Service and Namespace name this sidecar's service; with TrustDomain
-	// they give the identities spiffe://<td>/ns/<namespace>/sa/<service>.
-	Service     string
-	Namespace   string
-	TrustDomain spiffeid.TrustDomain
+	// Service and Namespace name this sidecar's service (policies name it
+	// as the destination); with TrustDomain and ServiceAccount they give
+	// its identity, spiffe://<td>/ns/<namespace>/sa/<serviceAccount>
+	// (identity.ServiceID).
+	Service   string
+	Namespace string
+	// ServiceAccount is the account of the service's identity; empty
+	// means Service.
+	ServiceAccount string
+	TrustDomain    spiffeid.TrustDomain
 
 	// SVID and Bundle are read on every handshake (rotation in place).
 	SVID   x509svid.Source
@@ -91,10 +97,11 @@ type Config struct {
 
 // Upstream is a service this one calls.
 type Upstream struct {
-	Service   string
-	Namespace string   // default: Config.Namespace
-	Listen    string   // plaintext loopback address for the app, e.g. 127.0.0.1:9001
-	Protocol  Protocol // default: http
+	Service        string
+	Namespace      string   // default: Config.Namespace
+	ServiceAccount string   // the account of its identity; default: Service
+	Listen         string   // plaintext loopback address for the app, e.g. 127.0.0.1:9001
+	Protocol       Protocol // default: http
 }
 
 // Limits against abuse; zero fields take the defaults in defaults.go.
@@ -177,7 +184,7 @@ func (c *Config) validate(withIdentity bool) error {
 		}
 	}
 	if c.Service != "" && c.Namespace != "" && !c.TrustDomain.IsZero() {
-		if _, err := c.identity(c.Namespace, c.Service); err != nil {
+		if _, err := c.identity(c.Namespace, account(c.ServiceAccount, c.Service)); err != nil {
 			bad("service", "%v", err)
 		}
 	}
@@ -220,7 +227,7 @@ func (c *Config) validate(withIdentity bool) error {
 			ns = c.Namespace
 		}
 		if u.Service != "" && ns != "" && !c.TrustDomain.IsZero() {
-			if _, err := c.identity(ns, u.Service); err != nil {
+			if _, err := c.identity(ns, account(u.ServiceAccount, u.Service)); err != nil {
 				bad(f+".service", "%v", err)
 			}
 		}
@@ -264,9 +271,18 @@ func (c *Config) validate(withIdentity bool) error {
 	return errors.Join(errs...)
 }
 
-// identity is spiffe://<td>/ns/<ns>/sa/<service>.
-func (c *Config) identity(ns, service string) (spiffeid.ID, error) {
-	return spiffeid.FromSegments(c.TrustDomain, "ns", ns, "sa", service)
+// identity is the identity of account in namespace ns.
+func (c *Config) identity(ns, account string) (spiffeid.ID, error) {
+	return identity.ServiceID(c.TrustDomain, ns, account)
+}
+
+// account is the account of a service's identity: sa, or the service's
+// name when sa is empty.
+func account(sa, service string) string {
+	if sa != "" {
+		return sa
+	}
+	return service
 }
 
 // CheckLoopback is loopbackAddr for the sidecar's and the control plane's

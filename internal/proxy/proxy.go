@@ -76,7 +76,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	self, _ := cfg.identity(cfg.Namespace, cfg.Service) // validated
+	self, _ := cfg.identity(cfg.Namespace, account(cfg.ServiceAccount, cfg.Service)) // validated
 	p := &Proxy{
 		cfg:     cfg,
 		log:     cfg.Logger.With(slog.String(observe.KeyComponent, "proxy"), slog.String(observe.KeyService, cfg.Service)),
@@ -93,7 +93,7 @@ func New(cfg Config) (*Proxy, error) {
 	empty := map[string]*upstream{}
 	p.upstreams.Store(&empty)
 	for _, u := range cfg.Upstreams {
-		if _, err := p.ensureUpstream(u.Service, u.Namespace, u.Protocol); err != nil {
+		if _, err := p.ensureUpstream(u.Service, u.Namespace, u.ServiceAccount, u.Protocol); err != nil {
 			return nil, err
 		}
 	}
@@ -211,7 +211,7 @@ func (p *Proxy) SetEndpoints(service string, addrs []string) error {
 			return fmt.Errorf("endpoints of %s: %q: %w", service, a, err)
 		}
 	}
-	u, err := p.ensureUpstream(service, "", "")
+	u, err := p.ensureUpstream(service, "", "", "")
 	if err != nil {
 		return err
 	}

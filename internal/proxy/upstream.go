@@ -35,8 +35,9 @@ type upstream struct {
 }
 
 // ensureUpstream returns the upstream for service, creating it (with the
-// given namespace and protocol, or the defaults) on first use.
-func (p *Proxy) ensureUpstream(service, ns string, proto Protocol) (*upstream, error) {
+// given namespace, identity account and protocol, or the defaults) on
+// first use.
+func (p *Proxy) ensureUpstream(service, ns, sa string, proto Protocol) (*upstream, error) {
 	if u := (*p.upstreams.Load())[service]; u != nil {
 		return u, nil
 	}
@@ -52,7 +53,7 @@ func (p *Proxy) ensureUpstream(service, ns string, proto Protocol) (*upstream, e
 	if proto == "" {
 		proto = ProtocolHTTP
 	}
-	id, err := p.cfg.identity(ns, service)
+	id, err := p.cfg.identity(ns, account(sa, service))
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", service, err)
 	}

@@ -122,7 +122,7 @@ func Run(set *policy.Set, e *policy.Engine) (*Report, error) {
 	for _, t := range tests {
 		for i := range t.spec.Cases {
 			c := &t.spec.Cases[i]
-			res := runCase(e, td, t.doc, c)
+			res := runCase(set, e, td, t.doc, c)
 			res.File, res.Line = t.doc.File, t.doc.LineOf(fmt.Sprintf("spec.cases[%d]", i))
 			if res.Policy != "" {
 				covered[res.Policy+"/"+res.Rule] = true
@@ -216,7 +216,7 @@ func validate(set *policy.Set, d *config.Document, s *Spec) config.ErrorList {
 	return errs
 }
 
-func runCase(e *policy.Engine, td spiffeid.TrustDomain, d *config.Document, c *Case) Result {
+func runCase(set *policy.Set, e *policy.Engine, td spiffeid.TrustDomain, d *config.Document, c *Case) Result {
 	res := Result{Test: d.Metadata.Name, Case: c.Name, Expect: c.Expect}
 	ns := namespaceOf(d, c)
 	var src spiffeid.ID
@@ -224,7 +224,7 @@ func runCase(e *policy.Engine, td spiffeid.TrustDomain, d *config.Document, c *C
 	if strings.HasPrefix(c.From, "spiffe://") {
 		src, err = spiffeid.FromString(c.From)
 	} else {
-		src, err = spiffeid.FromSegments(td, "ns", ns, "sa", c.From)
+		src, err = set.ServiceID(td, ns, c.From)
 	}
 	if err != nil {
 		res.Got, res.Message = "error", err.Error()

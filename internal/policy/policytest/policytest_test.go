@@ -103,3 +103,54 @@ func TestRunInvalid(t *testing.T) {
 	}
 	golden(t, "errors", err.Error()+"\n")
 }
+
+// TestRunServiceAccount: a case `from: orders` is the orders service, whose
+// identity (with the mesh known) names its service account orders-sa.
+func TestRunServiceAccount(t *testing.T) {
+	mesh, err := config.ParseMesh("mesh.yaml", []byte(`apiVersion: meshward.dev/v1
+kind: Mesh
+metadata: {name: shop}
+spec:
+  trustDomain: shop.local
+  services:
+    - {name: orders, port: 8080, serviceAccount: orders-sa}
+    - {name: payments, port: 8084}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []policy.File{{Name: "p.yaml", Data: []byte(`apiVersion: meshward.dev/v1
+kind: AccessPolicy
+metadata: {name: payments}
+spec:
+  target: payments
+  rules:
+    - name: orders-account
+      from: [{identity: "spiffe://shop.local/ns/default/sa/orders-sa"}]
+---
+apiVersion: meshward.dev/v1
+kind: PolicyTest
+metadata: {name: t}
+spec:
+  cases:
+    - {name: by-service, from: orders, to: payments, expect: allow}
+    - {name: by-name-id, from: "spiffe://shop.local/ns/default/sa/orders", to: payments, expect: deny}
+`)}}
+	set, err := policy.Parse(files, policy.Options{Mesh: mesh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := set.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(set, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if !r.Pass {
+			t.Errorf("case %s: got %s (%s), want %s", r.Case, r.Got, r.Message, r.Expect)
+		}
+	}
+}
