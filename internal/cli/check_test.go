@@ -21,7 +21,7 @@ import (
 	"meshward.dev/meshward/internal/control"
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/identity/ca"
-	"meshward.dev/meshward/internal/identity/source"
+	"meshward.dev/meshward/internal/identity/session"
 	"meshward.dev/meshward/internal/store"
 	"meshward.dev/meshward/internal/store/bolt"
 	"meshward.dev/meshward/internal/testpki"
@@ -113,7 +113,7 @@ func (m *checkMesh) sidecar(service, inbound string, frozen bool) {
 	}
 	var mu sync.Mutex
 	version := ""
-	src, err := source.New(m.ctx, source.Config{
+	src, err := session.New(m.ctx, session.Config{
 		ControlAddr: m.addr, Token: tok.Token, TrustDomain: checkTD, ReportInterval: 20 * time.Millisecond,
 		OnUpdate: func(u *apiv1.MeshUpdate) {
 			mu.Lock()

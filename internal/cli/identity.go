@@ -14,7 +14,7 @@ import (
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 	"meshward.dev/meshward/internal/config"
 	"meshward.dev/meshward/internal/identity"
-	"meshward.dev/meshward/internal/identity/source"
+	"meshward.dev/meshward/internal/identity/session"
 )
 
 func newIdentityCmd(_ *globalOptions) *cobra.Command {
@@ -86,16 +86,17 @@ func runIdentityFetch(ctx context.Context, o *identityFetchOptions, stdout io.Wr
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	src, err := source.New(ctx, source.Config{ControlAddr: o.control, Token: o.token, TrustDomain: td})
+	sess, err := session.New(ctx, session.Config{ControlAddr: o.control, Token: o.token, TrustDomain: td})
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	svid, err := src.GetX509SVID()
+	defer sess.Close()
+	ids := sess.Holder()
+	svid, err := ids.GetX509SVID()
 	if err != nil {
 		return err
 	}
-	bundle, err := src.GetX509BundleForTrustDomain(src.TrustDomain())
+	bundle, err := ids.GetX509BundleForTrustDomain(ids.TrustDomain())
 	if err != nil {
 		return err
 	}

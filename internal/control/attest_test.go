@@ -17,7 +17,7 @@ import (
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 	"meshward.dev/meshward/internal/attest"
-	"meshward.dev/meshward/internal/identity/source"
+	"meshward.dev/meshward/internal/identity/session"
 	"meshward.dev/meshward/internal/testpki"
 )
 
@@ -63,23 +63,23 @@ func (e *testEnv) bundlePEM() []byte { return testpki.PEM(e.ca.Bundle()...) }
 func TestAttestorSeam(t *testing.T) {
 	a := &testAttestor{}
 	e := startEnv(t, envOpts{attestors: []attest.Attestor{a}})
-	src, err := source.New(context.Background(), source.Config{
+	src, err := session.New(context.Background(), session.Config{
 		ControlAddr: e.srv.Addr().String(), TrustDomain: td,
-		Evidence: &source.Evidence{Type: "test", Payload: []byte("service=web")},
+		Evidence: &session.Evidence{Type: "test", Payload: []byte("service=web")},
 		Bundle:   e.bundlePEM(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	svid, err := src.GetX509SVID()
+	svid, err := src.Holder().GetX509SVID()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := spiffeid.RequireFromString("spiffe://example.org/ns/default/sa/web"); svid.ID != want {
 		t.Fatalf("id = %s, want %s", svid.ID, want)
 	}
-	bundle, err := src.GetX509BundleForTrustDomain(td)
+	bundle, err := src.Holder().GetX509BundleForTrustDomain(td)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,22 +155,22 @@ func TestBootstrapRefusesRogueControlPlane(t *testing.T) {
 	const notBundle, notPin = "does not chain to the given bundle", "does not match the join token's pin"
 	tests := []struct {
 		name    string
-		cfg     source.Config
+		cfg     session.Config
 		wantErr string
 	}{
-		{"bundle and other evidence", source.Config{Evidence: &source.Evidence{Type: "test", Payload: []byte("service=web")}, Bundle: genuine.bundlePEM()}, notBundle},
-		{"token pin", source.Config{Token: tok}, notPin},
-		{"token and bundle", source.Config{Token: tok, Bundle: genuine.bundlePEM()}, notBundle},
+		{"bundle and other evidence", session.Config{Evidence: &session.Evidence{Type: "test", Payload: []byte("service=web")}, Bundle: genuine.bundlePEM()}, notBundle},
+		{"token pin", session.Config{Token: tok}, notPin},
+		{"token and bundle", session.Config{Token: tok, Bundle: genuine.bundlePEM()}, notBundle},
 		// The pin is the rogue's own (a token it minted), the bundle the
 		// genuine one: both must hold.
-		{"rogue token, genuine bundle", source.Config{Token: rogue.token("web", time.Minute), Bundle: genuine.bundlePEM()}, notBundle},
-		{"genuine token, rogue bundle", source.Config{Token: tok, Bundle: rogue.bundlePEM()}, notPin},
+		{"rogue token, genuine bundle", session.Config{Token: rogue.token("web", time.Minute), Bundle: genuine.bundlePEM()}, notBundle},
+		{"genuine token, rogue bundle", session.Config{Token: tok, Bundle: rogue.bundlePEM()}, notPin},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
 			cfg.ControlAddr = rogue.srv.Addr().String()
-			_, err := source.New(context.Background(), cfg)
+			_, err := session.New(context.Background(), cfg)
 			if err == nil {
 				t.Fatal("bootstrapped against a control plane that does not chain to the pin or bundle")
 			}
@@ -183,7 +183,7 @@ func TestBootstrapRefusesRogueControlPlane(t *testing.T) {
 		t.Errorf("the rogue control plane's attestor was shown evidence %d times", n)
 	}
 	// The genuine control plane: the bundle alone, and with the unspent token.
-	if _, err := source.New(context.Background(), source.Config{ControlAddr: genuine.srv.Addr().String(), Token: tok, Bundle: genuine.bundlePEM()}); err != nil {
+	if _, err := session.New(context.Background(), session.Config{ControlAddr: genuine.srv.Addr().String(), Token: tok, Bundle: genuine.bundlePEM()}); err != nil {
 		t.Fatalf("token with the genuine bundle: %v", err)
 	}
 }

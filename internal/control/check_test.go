@@ -46,7 +46,7 @@ func (e *testEnv) reportSerial(t *testing.T, c apiv1.ControlClient, serial strin
 func TestMeshCheckReturnsTheChainsWorkloadsHold(t *testing.T) {
 	e := startEnv(t, envOpts{})
 	ctx := context.Background()
-	svid, err := e.source("web").GetX509SVID()
+	svid, err := e.session("web").Holder().GetX509SVID()
 	if err != nil {
 		t.Fatal(err)
 	}

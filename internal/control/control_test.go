@@ -30,7 +30,7 @@ import (
 	"meshward.dev/meshward/internal/attest"
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/identity/ca"
-	"meshward.dev/meshward/internal/identity/source"
+	"meshward.dev/meshward/internal/identity/session"
 	"meshward.dev/meshward/internal/store"
 	"meshward.dev/meshward/internal/store/bolt"
 	"meshward.dev/meshward/internal/testpki"
@@ -111,9 +111,9 @@ func (e *testEnv) token(service string, ttl time.Duration) string {
 	return resp.Token
 }
 
-func (e *testEnv) source(service string) *source.Source {
+func (e *testEnv) session(service string) *session.Session {
 	e.t.Helper()
-	src, err := source.New(context.Background(), source.Config{ControlAddr: e.srv.Addr().String(), Token: e.token(service, time.Minute), TrustDomain: td, ReportInterval: 100 * time.Millisecond})
+	src, err := session.New(context.Background(), session.Config{ControlAddr: e.srv.Addr().String(), Token: e.token(service, time.Minute), TrustDomain: td, ReportInterval: 100 * time.Millisecond})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func tlsCert(s *x509svid.SVID) *tls.Certificate {
 
 func TestBootstrapGivesTheTokensIdentity(t *testing.T) {
 	e := startEnv(t, envOpts{})
-	src := e.source("web")
+	src := e.session("web").Holder()
 	svid, err := src.GetX509SVID()
 	if err != nil {
 		t.Fatal(err)
@@ -212,12 +212,12 @@ func TestBootstrapRefusesWrongPin(t *testing.T) {
 	e := startEnv(t, envOpts{})
 	tok := e.token("web", time.Minute)
 	forged := tok[:len(tok)-64] + "00000000000000000000000000000000000000000000000000000000000000aa"
-	_, err := source.New(context.Background(), source.Config{ControlAddr: e.srv.Addr().String(), Token: forged})
+	_, err := session.New(context.Background(), session.Config{ControlAddr: e.srv.Addr().String(), Token: forged})
 	if err == nil {
 		t.Fatal("bootstrapped against a control plane whose CA does not match the pin")
 	}
 	// And the token was not spent by the failed attempt: the real one works.
-	if _, err := source.New(context.Background(), source.Config{ControlAddr: e.srv.Addr().String(), Token: tok}); err != nil {
+	if _, err := session.New(context.Background(), session.Config{ControlAddr: e.srv.Addr().String(), Token: tok}); err != nil {
 		t.Fatalf("the genuine token no longer works: %v", err)
 	}
 }
@@ -226,7 +226,7 @@ func TestRefusals(t *testing.T) {
 	e := startEnv(t, envOpts{})
 	ctx := context.Background()
 	noCert := e.conn(nil)
-	webSrc := e.source("web")
+	webSrc := e.session("web").Holder()
 	webSVID, _ := webSrc.GetX509SVID()
 	asWeb := e.conn(tlsCert(webSVID))
 
@@ -356,7 +356,7 @@ func TestRefusedCSRLeavesTokenUsable(t *testing.T) {
 func TestBanStopsIssuance(t *testing.T) {
 	e := startEnv(t, envOpts{})
 	ctx := context.Background()
-	web := e.source("web")
+	web := e.session("web").Holder()
 	svid, _ := web.GetX509SVID()
 	if _, err := e.admin.Ban(ctx, &apiv1.BanRequest{SpiffeId: svid.ID.String(), Reason: "compromised"}); err != nil {
 		t.Fatal(err)
@@ -405,7 +405,7 @@ func BenchmarkBootstrap(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		src, err := source.New(ctx, source.Config{ControlAddr: e.srv.Addr().String(), Token: resp.Token})
+		src, err := session.New(ctx, session.Config{ControlAddr: e.srv.Addr().String(), Token: resp.Token})
 		if err != nil {
 			b.Fatal(err)
 		}

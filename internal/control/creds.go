@@ -38,7 +38,7 @@ func (s *Server) refreshCredentials(ctx context.Context, force bool) error {
 			return fmt.Errorf("issue control plane certificate: %w", err)
 		}
 		// The root goes on the wire too: a workload that has only a join
-		// token checks it against the token's pin (see source.verifyPinned).
+		// token checks it against the token's pin (see session.verifyPinned).
 		for _, r := range s.cfg.CA.Bundle() {
 			if identity.Fingerprint(r) == signer {
 				cert.Certificate = append(cert.Certificate, r.Raw)

@@ -54,7 +54,7 @@ func (e *testEnv) watchAs(t *testing.T, c apiv1.ControlClient) grpc.BidiStreamin
 
 func (e *testEnv) clientAs(t *testing.T, service string) apiv1.ControlClient {
 	t.Helper()
-	svid, err := e.source(service).GetX509SVID()
+	svid, err := e.session(service).Holder().GetX509SVID()
 	if err != nil {
 		t.Fatal(err)
 	}

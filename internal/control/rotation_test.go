@@ -21,29 +21,31 @@ import (
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/identity/ca"
-	"meshward.dev/meshward/internal/identity/source"
+	"meshward.dev/meshward/internal/identity/session"
+	"meshward.dev/meshward/internal/identity/svid"
 	wlapi "meshward.dev/meshward/internal/proxy/workloadapi"
 )
 
 // pair is two workloads talking mTLS through certificates from their
-// sources: server "api" and client "web".
+// sessions: server "api" and client "web".
 type pair struct {
 	client    *http.Client // keeps its connection alive across rotations
 	fresh     *http.Client // a new handshake per request
 	url       string
-	apiSource *source.Source
+	apiSource *svid.Holder
 }
 
 func startPair(t *testing.T, e *testEnv, ctx context.Context) *pair {
 	t.Helper()
-	api, web := e.source("api"), e.source("web")
-	for _, s := range []*source.Source{api, web} {
+	apiSession, webSession := e.session("api"), e.session("web")
+	for _, s := range []*session.Session{apiSession, webSession} {
 		go func() {
 			if err := s.Run(ctx); err != nil {
-				t.Errorf("source: %v", err)
+				t.Errorf("session: %v", err)
 			}
 		}()
 	}
+	api, web := apiSession.Holder(), webSession.Holder()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"meshward.dev/meshward/internal/gotune"
-	"meshward.dev/meshward/internal/identity/source"
+	"meshward.dev/meshward/internal/identity/session"
 	"meshward.dev/meshward/internal/observe"
 	"meshward.dev/meshward/internal/proxy"
 )
@@ -134,7 +134,7 @@ and policy while the control plane is unreachable.`,
 				if bundle, err = os.ReadFile(o.bundle); err != nil {
 					return usagef("--bundle: %v", err)
 				}
-				if _, err := source.ParseBundle(bundle); err != nil {
+				if _, err := session.ParseBundle(bundle); err != nil {
 					return usagef("--bundle %s: %v", o.bundle, err)
 				}
 			}

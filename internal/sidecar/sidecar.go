@@ -1,5 +1,6 @@
-// Package sidecar runs one sidecar process: it bootstraps the workload's
-// identity (source), runs the data plane (proxy) with the policy, bans and
+// Package sidecar runs one sidecar process: it opens the workload's
+// session with the control plane (session, which keeps its SVID and bundle
+// in an svid.Holder), runs the data plane (proxy) with the policy, bans and
 // endpoints the control plane's watch stream pushes, serves the admin port
 // (/metrics, /healthz, /readyz) and the SPIFFE Workload API. It is kept
 // free of anything only other commands need (Kubernetes clients, the
@@ -27,7 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
-	"meshward.dev/meshward/internal/identity/source"
+	"meshward.dev/meshward/internal/identity/session"
 	"meshward.dev/meshward/internal/observe"
 	"meshward.dev/meshward/internal/policy"
 	"meshward.dev/meshward/internal/proxy"
@@ -131,8 +132,8 @@ func Run(ctx context.Context, cfg Config) error {
 	)
 	bootCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var src *source.Source
-	src, err = source.New(bootCtx, source.Config{
+	var sess *session.Session
+	sess, err = session.New(bootCtx, session.Config{
 		ControlAddr: cfg.Control,
 		Token:       cfg.Token,
 		Bundle:      cfg.Bundle,
@@ -154,18 +155,19 @@ func Run(ctx context.Context, cfg Config) error {
 		Unsent: denies.requeue,
 		OnUpdate: func(u *apiv1.MeshUpdate) {
 			<-ready
-			applyUpdate(p, src.TrustDomain().Name(), state, u, log)
+			applyUpdate(p, sess.Holder().TrustDomain().Name(), state, u, log)
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("bootstrap identity: %w", err)
 	}
-	defer src.Close()
+	defer sess.Close()
+	ids := sess.Holder()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "meshward_svid_expiry_timestamp_seconds",
 		Help: "When the sidecar's current X.509-SVID expires (unix seconds).",
 	}, func() float64 {
-		if s, err := src.GetX509SVID(); err == nil {
+		if s, err := ids.GetX509SVID(); err == nil {
 			return float64(s.Certificates[0].NotAfter.Unix())
 		}
 		return 0
@@ -174,15 +176,15 @@ func Run(ctx context.Context, cfg Config) error {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "meshward_report_strings_escaped_total",
 		Help: "Strings in the sidecar's reports to the control plane that were not valid UTF-8 and were sent escaped.",
-	}, func() float64 { return float64(src.ReportStringsEscaped()) }))
+	}, func() float64 { return float64(sess.ReportStringsEscaped()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "meshward_report_denies_unmarshalable_total",
 		Help: "Denies dropped from a report because they would not marshal.",
-	}, func() float64 { return float64(src.ReportDeniesUnmarshalable()) }))
+	}, func() float64 { return float64(sess.ReportDeniesUnmarshalable()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "meshward_control_watch_sessions_total",
 		Help: "Watch streams the sidecar opened to the control plane (1 plus one per reconnect).",
-	}, func() float64 { return float64(src.WatchSessions()) }))
+	}, func() float64 { return float64(sess.WatchSessions()) }))
 
 	tracer, shutdownTracing, err := observe.Tracer(ctx, cfg.Service+"-proxy")
 	if err != nil {
@@ -195,15 +197,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	p, err = proxy.New(proxy.Config{
 		Tracer:  tracer,
-		Service: cfg.Service, Namespace: cfg.Namespace, TrustDomain: src.TrustDomain(),
-		SVID: src, Bundle: src,
+		Service: cfg.Service, Namespace: cfg.Namespace, TrustDomain: ids.TrustDomain(),
+		SVID: ids, Bundle: ids,
 		InboundAddr: cfg.Inbound, AppAddr: cfg.App, AppProtocol: cfg.Protocol, Port: cfg.Port, AllowUpgrades: cfg.AllowUpgrades,
 		Upstreams: cfg.Upstreams, HTTPProxyAddr: cfg.HTTPProxy,
 		Logger: log, Registerer: reg,
 		Observer: func(e *proxy.Event) {
 			if e.Decision == "deny" || e.Decision == "audit-deny" {
 				denies.add(denyMessage(e, state))
-				src.ReportNow()
+				sess.ReportNow()
 			}
 			if taps.active() {
 				taps.publish(e)
@@ -216,13 +218,13 @@ func Run(ctx context.Context, cfg Config) error {
 	close(ready)
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return src.Run(ctx) })
+	g.Go(func() error { return sess.Run(ctx) })
 	g.Go(func() error { return p.Run(ctx) })
-	g.Go(func() error { return serveAdmin(ctx, adminLn, reg, src, state, taps) })
+	g.Go(func() error { return serveAdmin(ctx, adminLn, reg, ids, state, taps) })
 	if cfg.WorkloadAPI != "" {
 		wlog := log.With(observe.KeyComponent, "workloadapi")
 		pol := workloadapi.NewPolicy(uint32(cfg.WorkloadUID), cfg.WorkloadApp != nil) //nolint:gosec // New refuses a negative uid
-		ws, err := workloadapi.New(workloadapi.Config{Path: cfg.WorkloadAPI, Source: src, Logger: wlog, UID: cfg.WorkloadUID, Attestor: pol})
+		ws, err := workloadapi.New(workloadapi.Config{Path: cfg.WorkloadAPI, Source: ids, Logger: wlog, UID: cfg.WorkloadUID, Attestor: pol})
 		if err != nil {
 			return err
 		}

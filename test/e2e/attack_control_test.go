@@ -23,7 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
-	"meshward.dev/meshward/internal/identity/source"
+	"meshward.dev/meshward/internal/identity/session"
 	"meshward.dev/meshward/internal/store"
 	"meshward.dev/meshward/internal/store/bolt"
 )
@@ -46,12 +46,12 @@ func controlAttackClient(t *testing.T, dataDir, ctrlAddr, service string) apiv1.
 	tok := strings.TrimSpace(mustMeshward(t, "token", "create", "--service", service, "--data-dir", dataDir))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	src, err := source.New(ctx, source.Config{ControlAddr: ctrlAddr, Token: tok})
+	src, err := session.New(ctx, session.Config{ControlAddr: ctrlAddr, Token: tok})
 	if err != nil {
 		t.Fatalf("bootstrap %s: %v", service, err)
 	}
 	t.Cleanup(func() { src.Close() })
-	svid, err := src.GetX509SVID()
+	svid, err := src.Holder().GetX509SVID()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package source
+package session
 
 import (
 	"crypto/x509"

@@ -1,4 +1,4 @@
-package source
+package session
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
@@ -15,8 +16,11 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/identity/svid"
 	"meshward.dev/meshward/internal/observe"
 )
+
+var td = spiffeid.RequireTrustDomainFromString("example.org")
 
 // TestReportMarshalable: a report holding strings that are not UTF-8 (the
 // bytes of GET /%ff) would end the Watch stream when gRPC marshals it;
@@ -35,7 +39,7 @@ func TestReportMarshalable(t *testing.T) {
 	if _, err := proto.Marshal(bad); err == nil {
 		t.Fatal("the report marshals as it is: the test proves nothing")
 	}
-	s := &Source{log: observe.Discard(), cfg: Config{Report: func() *apiv1.WorkloadReport { return bad }}}
+	s := &Session{log: observe.Discard(), ids: svid.New(td, nil), cfg: Config{Report: func() *apiv1.WorkloadReport { return bad }}}
 	got := s.report()
 	if _, err := proto.Marshal(got); err != nil {
 		t.Fatalf("report does not marshal: %v", err)
@@ -98,7 +102,7 @@ func TestWatchRequeuesUnsentReport(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Close() })
 	deny := &apiv1.Deny{Method: "GET", Path: "/\xff/a-path-long-enough-for-the-report-to-exceed-the-send-bound"}
 	unsent := make(chan *apiv1.WorkloadReport, 1)
-	s := &Source{log: observe.Discard(), conn: conn, reportC: make(chan struct{}, 1), cfg: Config{
+	s := &Session{log: observe.Discard(), ids: svid.New(td, nil), conn: conn, reportC: make(chan struct{}, 1), cfg: Config{
 		ReportInterval: time.Hour,
 		Report:         func() *apiv1.WorkloadReport { return &apiv1.WorkloadReport{Denies: []*apiv1.Deny{deny}} },
 		Unsent:         func(r *apiv1.WorkloadReport) { unsent <- r },

@@ -1,14 +1,4 @@
-// Package source is the workload side of identity: it bootstraps with
-// attestation evidence (a join token, or evidence for another attestor),
-// authenticating the control plane by the token's CA pin or by a bundle it
-// was given, keeps the private key in memory, renews the SVID at half-life
-// with jitter (retrying with backoff while the control plane is down, and
-// serving the current SVID until it expires), and follows the control
-// plane's watch stream for bundle, policy, endpoint and ban updates. The
-// current SVID and bundle sit behind atomic pointers: it implements
-// go-spiffe's x509svid.Source and x509bundle.Source, read on every TLS
-// handshake, so rotation never restarts a listener.
-package source
+package session
 
 import (
 	"context"
@@ -19,23 +9,21 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 	"meshward.dev/meshward/internal/identity"
+	"meshward.dev/meshward/internal/identity/svid"
 	"meshward.dev/meshward/internal/observe"
 )
 
-// Config configures a Source.
+// Config configures a Session.
 type Config struct {
 	ControlAddr string // host:port of the control plane
 	// Token is a join token (mwt1....): the evidence for the control
@@ -52,8 +40,8 @@ type Config struct {
 	// TrustDomain, when set, must match the control plane's.
 	TrustDomain spiffeid.TrustDomain
 	// Report adds the caller's fields (inbound address, policy version,
-	// counters) to the periodic watch report; the source fills in what it
-	// holds (bundle, SVID).
+	// counters) to the periodic watch report; the session fills in what
+	// the holder holds (bundle, SVID).
 	Report func() *apiv1.WorkloadReport
 	// Unsent, if set, is handed back a report whose Send failed (the
 	// stream broke under it), so the caller can queue its denies again
@@ -74,20 +62,11 @@ type Evidence struct {
 	Payload []byte // never logged
 }
 
-// Source holds a workload's current SVID and trust bundle.
-type Source struct {
+// Session is a workload's bootstrapped session with the control plane.
+type Session struct {
 	cfg Config
 	log *slog.Logger
-
-	svid atomic.Pointer[x509svid.SVID]
-	// svidRoot is the fingerprint of the root the current SVID verified
-	// under when it was installed (reported for root rotation).
-	svidRoot atomic.Value
-	bundle   atomic.Pointer[x509bundle.Bundle]
-	td       spiffeid.TrustDomain
-
-	mu      sync.Mutex
-	changed chan struct{} // closed on every SVID or bundle change
+	ids *svid.Holder // what the session installs into; set by bootstrap
 
 	// escaped counts report strings that were not valid UTF-8 and went
 	// out escaped (observe.Printable), dropped the items a report could
@@ -102,18 +81,13 @@ type Source struct {
 	reportC  chan struct{}
 }
 
-var (
-	_ x509svid.Source   = (*Source)(nil)
-	_ x509bundle.Source = (*Source)(nil)
-)
-
-// ErrNoSVID is returned before the first SVID arrives.
-var ErrNoSVID = errors.New("no SVID yet")
-
 // New bootstraps: it trades the evidence (Token or Evidence) for an SVID,
 // authenticating the control plane by the token's CA pin, by Bundle, or by
-// both when both are given.
-func New(ctx context.Context, cfg Config) (*Source, error) {
+// both when both are given, and installs it in a new svid.Holder (see
+// Holder). Its errors keep the "source:" prefix they had before the
+// session and the holder were one package, so what the CLI prints is
+// unchanged.
+func New(ctx context.Context, cfg Config) (*Session, error) {
 	if cfg.ControlAddr == "" {
 		return nil, errors.New("source: control plane address is required")
 	}
@@ -130,11 +104,11 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{cfg: cfg, log: cfg.Logger, changed: make(chan struct{}), renewNow: make(chan struct{}, 1), reportC: make(chan struct{}, 1)}
+	s := &Session{cfg: cfg, log: cfg.Logger, renewNow: make(chan struct{}, 1), reportC: make(chan struct{}, 1)}
 	if err := s.bootstrap(ctx, req, trust); err != nil {
 		return nil, err
 	}
-	creds := credentials.NewTLS(tlsconfig.MTLSClientConfig(s, s, tlsconfig.AuthorizeID(identity.ControlID(s.td))))
+	creds := credentials.NewTLS(tlsconfig.MTLSClientConfig(s.ids, s.ids, tlsconfig.AuthorizeID(identity.ControlID(s.ids.TrustDomain()))))
 	conn, err := grpc.NewClient(cfg.ControlAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, fmt.Errorf("source: dial control plane: %w", err)
@@ -143,39 +117,32 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	return s, nil
 }
 
-// install swaps in a new SVID and bundle from a response.
-func (s *Source) install(resp *apiv1.SVIDResponse, key *ecdsa.PrivateKey) error {
-	certs, err := parseDER(resp.GetChain())
+// Holder is the workload's current SVID and bundle, which the session
+// keeps up to date: what TLS, the Workload API and readiness read.
+func (s *Session) Holder() *svid.Holder { return s.ids }
+
+// install puts a response's SVID (and bundle, when it carries one) into
+// the holder, which verifies it first.
+func (s *Session) install(resp *apiv1.SVIDResponse, key *ecdsa.PrivateKey) error {
+	chain, err := parseDER(resp.GetChain())
 	if err != nil {
 		return err
 	}
-	svid := &x509svid.SVID{Certificates: certs, PrivateKey: key}
-	id, err := x509svid.IDFromCert(certs[0])
-	if err != nil {
+	var roots []*x509.Certificate
+	if len(resp.GetBundle()) > 0 {
+		if roots, err = parseDER(resp.GetBundle()); err != nil {
+			return err
+		}
+	}
+	if err := s.ids.Install(chain, key, roots); err != nil {
 		return err
 	}
-	svid.ID = id
-	if !id.MemberOf(s.td) {
-		return fmt.Errorf("issued %s, outside trust domain %s", id, s.td)
-	}
-	if err := s.setBundle(resp.GetBundle()); err != nil {
-		return err
-	}
-	// Check what we were given before using it; the verified chain ends
-	// in the root this SVID belongs to.
-	_, chains, err := x509svid.Verify(certs, s.bundle.Load(), x509svid.WithTime(s.cfg.Now()))
-	if err != nil {
-		return fmt.Errorf("issued SVID does not verify: %w", err)
-	}
-	chain := chains[0]
-	s.svidRoot.Store(identity.Fingerprint(chain[len(chain)-1]))
-	s.svid.Store(svid)
-	s.notify()
 	s.kickReport()
 	return nil
 }
 
-func (s *Source) setBundle(der [][]byte) error {
+// setBundle puts a pushed bundle into the holder.
+func (s *Session) setBundle(der [][]byte) error {
 	if len(der) == 0 {
 		return nil
 	}
@@ -183,51 +150,10 @@ func (s *Source) setBundle(der [][]byte) error {
 	if err != nil {
 		return err
 	}
-	next := x509bundle.FromX509Authorities(s.td, roots)
-	if cur := s.bundle.Load(); cur != nil && cur.Equal(next) {
-		return nil
-	}
-	s.bundle.Store(next)
-	s.notify()
-	s.kickReport()
-	return nil
+	return s.ids.SetBundle(roots)
 }
 
-// GetX509SVID implements x509svid.Source.
-func (s *Source) GetX509SVID() (*x509svid.SVID, error) {
-	if v := s.svid.Load(); v != nil {
-		return v, nil
-	}
-	return nil, ErrNoSVID
-}
-
-// GetX509BundleForTrustDomain implements x509bundle.Source.
-func (s *Source) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
-	b := s.bundle.Load()
-	if b == nil || td != s.td {
-		return nil, fmt.Errorf("no bundle for trust domain %q", td)
-	}
-	return b, nil
-}
-
-// TrustDomain is the workload's trust domain.
-func (s *Source) TrustDomain() spiffeid.TrustDomain { return s.td }
-
-// Changed returns a channel closed at the next SVID or bundle change.
-func (s *Source) Changed() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
-
-func (s *Source) notify() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
-func (s *Source) kickReport() {
+func (s *Session) kickReport() {
 	select {
 	case s.reportC <- struct{}{}:
 	default:
@@ -236,10 +162,10 @@ func (s *Source) kickReport() {
 
 // ReportNow sends a report to the control plane soon (for example, new
 // denies to audit) instead of at the next interval.
-func (s *Source) ReportNow() { s.kickReport() }
+func (s *Session) ReportNow() { s.kickReport() }
 
 // RenewNow asks the renewal loop to renew at once.
-func (s *Source) RenewNow() {
+func (s *Session) RenewNow() {
 	select {
 	case s.renewNow <- struct{}{}:
 	default:
@@ -247,7 +173,7 @@ func (s *Source) RenewNow() {
 }
 
 // Close releases the connection to the control plane.
-func (s *Source) Close() error { return s.conn.Close() }
+func (s *Session) Close() error { return s.conn.Close() }
 
 func parseDER(ders [][]byte) ([]*x509.Certificate, error) {
 	if len(ders) == 0 {

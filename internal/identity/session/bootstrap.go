@@ -1,4 +1,4 @@
-package source
+package session
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 	"meshward.dev/meshward/internal/attest"
 	"meshward.dev/meshward/internal/identity"
+	"meshward.dev/meshward/internal/identity/svid"
 	"meshward.dev/meshward/internal/observe"
 )
 
@@ -95,7 +96,7 @@ func ParseBundle(data []byte) ([]*x509.Certificate, error) {
 	return roots, nil
 }
 
-func (s *Source) bootstrap(ctx context.Context, req *apiv1.BootstrapRequest, tr trust) error {
+func (s *Session) bootstrap(ctx context.Context, req *apiv1.BootstrapRequest, tr trust) error {
 	var td spiffeid.TrustDomain
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
@@ -121,7 +122,7 @@ func (s *Source) bootstrap(ctx context.Context, req *apiv1.BootstrapRequest, tr 
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	s.td = td
+	s.ids = svid.New(td, s.cfg.Now)
 	if err := s.install(resp, key); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
