@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests use besides Go, from Debian's packages: real
 # clients and peers (curl, openssl, nginx, haproxy), promtool for the metrics
-# check and chromium for the dashboard's browser test. Idempotent and quiet
+# check, chromium for the dashboard's browser test and iptables (iptables-nft)
+# and ip (iproute2) for the transparent capture tests. Idempotent and quiet
 # when everything is present; `make test` runs it first.
 set -euo pipefail
 
@@ -15,11 +16,13 @@ declare -A need=(
   [haproxy]=haproxy
   [promtool]=prometheus
   [chromium]=chromium
+  [iptables-nft-restore]=iptables
+  [ip]=iproute2
 )
 
 missing=()
 for cmd in "${!need[@]}"; do
-  # nginx and haproxy live in /usr/sbin, which a user's PATH may lack.
+  # nginx, haproxy and iptables live in /usr/sbin, which a user's PATH may lack.
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${need[$cmd]}")
 done
 # ca-certificates has no command of its own.

@@ -62,6 +62,7 @@ look for.`,
 		newAuditCmd(g),
 		newTapCmd(g),
 		newDashboardCmd(g),
+		newCaptureCmd(g),
 		newVersionCmd(),
 		newCompletionCmd(),
 	)
