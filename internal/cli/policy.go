@@ -30,7 +30,7 @@ commands here run the same compiler and engine as the sidecars, so what
   meshward policy test ./policies --junit policy-tests.xml
   meshward policy diff main:policies ./policies`,
 	}
-	c.AddCommand(newPolicyLintCmd(), newPolicyTestCmd(), newPolicyDiffCmd())
+	c.AddCommand(newPolicyLintCmd(), newPolicyTestCmd(), newPolicyDiffCmd(), newPolicyImportCmd())
 	for _, sub := range policyRemoteCmds(g) {
 		c.AddCommand(sub)
 	}
