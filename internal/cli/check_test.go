@@ -22,7 +22,7 @@ import (
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/identity/ca"
 	"meshward.dev/meshward/internal/identity/session"
-	"meshward.dev/meshward/internal/store"
+	"meshward.dev/meshward/internal/policy"
 	"meshward.dev/meshward/internal/store/bolt"
 	"meshward.dev/meshward/internal/testpki"
 )
@@ -42,11 +42,11 @@ var checkTD = spiffeid.RequireTrustDomainFromString("shop.local")
 
 // hashPolicy versions a policy set by its content, as the real compiler
 // does, without compiling it (these tests are about distribution).
-func hashPolicy(files []store.PolicyFile, _ []string) (string, error) {
+func hashPolicy(files []policy.File, _ []string) (string, error) {
 	h := sha256.New()
 	for _, f := range files {
 		h.Write([]byte(f.Name))
-		h.Write(f.Content)
+		h.Write(f.Data)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -253,20 +253,30 @@ func openStore(ctx context.Context, o *controlOptions, sealer *store.Sealer) (st
 // policy errors; apply adds how to accept a service not deployed yet.
 const registryServices = "the control plane's registry"
 
+// localOptions are the options the CLI compiles a policies directory with
+// (lint, test, diff, apply's local check, up): the mesh file when there is
+// one (nil: no service names checked, trust domain from the MeshConfig or
+// the default), the real clock. The control plane's checker adds its trust
+// domain and registry; the sidecar (sidecar.CompilePolicy) and the
+// dashboard (dashboard.CompilePolicy) compile pushed versions with what
+// they know. All of them call policy.Compile.
+func localOptions(mesh *config.Mesh) policy.Options { return policy.Options{Mesh: mesh} }
+
+// compileLocal compiles a policies directory as the CLI does.
+func compileLocal(files []policy.File, mesh *config.Mesh) (*policy.Engine, error) {
+	return policy.Compile(files, localOptions(mesh))
+}
+
 func policyChecker(mesh *config.Mesh, td spiffeid.TrustDomain) control.PolicyCheck {
-	return func(files []store.PolicyFile, known []string) (string, error) {
-		e, err := policy.Compile(policyFiles(files), policy.Options{Mesh: mesh, TrustDomain: td.Name(), Services: known, ServicesFrom: registryServices})
+	// The CLI's compile (localOptions), plus the control plane's trust
+	// domain and the registry's services.
+	return func(files []policy.File, known []string) (string, error) {
+		opts := localOptions(mesh)
+		opts.TrustDomain, opts.Services, opts.ServicesFrom = td.Name(), known, registryServices
+		e, err := policy.Compile(files, opts)
 		if err != nil {
 			return "", err
 		}
 		return e.Version(), nil
 	}
-}
-
-func policyFiles(files []store.PolicyFile) []policy.File {
-	out := make([]policy.File, len(files))
-	for i, f := range files {
-		out[i] = policy.File{Name: f.Name, Data: f.Content}
-	}
-	return out
 }

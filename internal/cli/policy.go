@@ -69,7 +69,7 @@ func (s *policySource) load(stderr io.Writer) (*policy.Set, *policy.Engine, erro
 	if err != nil {
 		return nil, nil, usageErr(err)
 	}
-	set, err := policy.Parse(files, policy.Options{Mesh: mesh})
+	set, err := policy.Parse(files, localOptions(mesh))
 	if err != nil {
 		return nil, nil, inputErr(stderr, err)
 	}
@@ -282,7 +282,7 @@ func runPolicyDiff(ctx context.Context, o *policyDiffOptions, stdout, stderr io.
 		if err != nil {
 			return usageErr(err)
 		}
-		e, err := policy.Compile(files, policy.Options{Mesh: mesh})
+		e, err := compileLocal(files, mesh)
 		if err != nil {
 			return inputErr(stderr, err)
 		}

@@ -18,6 +18,7 @@ import (
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 	"meshward.dev/meshward/internal/control"
 	"meshward.dev/meshward/internal/policy"
+	"meshward.dev/meshward/internal/policy/policywire"
 )
 
 // policyRemoteCmds are the `policy` subcommands that talk to the control
@@ -87,7 +88,7 @@ func runPolicyApply(ctx context.Context, o *policyApplyOptions, dir string, stdo
 	}
 	// Check locally first: the same compiler the control plane and the
 	// sidecars run, with errors naming file, line and field.
-	if _, err := policy.Compile(files, policy.Options{}); err != nil {
+	if _, err := compileLocal(files, nil); err != nil {
 		return usageErr(err)
 	}
 	c, err := o.admin.dial()
@@ -95,10 +96,7 @@ func runPolicyApply(ctx context.Context, o *policyApplyOptions, dir string, stdo
 		return err
 	}
 	defer c.Close()
-	req := &apiv1.ApplyPolicyRequest{GitCommit: gitCommit(ctx, dir, files), Message: o.message, DryRun: o.dryRun, AllowUnknownServices: o.allowUnknown}
-	for _, f := range files {
-		req.Files = append(req.Files, &apiv1.PolicyFile{Name: f.Name, Content: f.Data})
-	}
+	req := &apiv1.ApplyPolicyRequest{Files: policywire.Proto(files), GitCommit: gitCommit(ctx, dir, files), Message: o.message, DryRun: o.dryRun, AllowUnknownServices: o.allowUnknown}
 	v, err := c.ApplyPolicy(ctx, req)
 	if err != nil {
 		if strings.Contains(status.Convert(err).Message(), "is not a service of "+registryServices) {
@@ -142,9 +140,7 @@ func printDryRun(ctx context.Context, o *policyApplyOptions, c *control.AdminCli
 		return o.admin.rpcErr(err)
 	default:
 		liveVersion = live.GetVersion().GetVersion()
-		for _, f := range live.GetFiles() {
-			liveFiles = append(liveFiles, policy.File{Name: f.GetName(), Data: f.GetContent()})
-		}
+		liveFiles = policywire.Files(live.GetFiles())
 	}
 	// Grants name identities: compile both sides in the control plane's
 	// trust domain, as its sidecars do.

@@ -20,6 +20,7 @@ import (
 	"meshward.dev/meshward/internal/demo"
 	"meshward.dev/meshward/internal/localmesh"
 	"meshward.dev/meshward/internal/policy"
+	"meshward.dev/meshward/internal/policy/policywire"
 )
 
 type upOptions struct {
@@ -280,7 +281,7 @@ func loadMeshPolicies(mesh *config.Mesh) ([]policy.File, *policy.Engine, error) 
 	if err != nil {
 		return nil, nil, usageErr(err)
 	}
-	e, err := policy.Compile(files, policy.Options{Mesh: mesh})
+	e, err := compileLocal(files, mesh)
 	if err != nil {
 		return nil, nil, usageErr(err)
 	}
@@ -301,10 +302,7 @@ func applyMeshPolicies(ctx context.Context, admin *control.AdminClient, mesh *co
 	if st.Policy != nil && st.Policy.Version == e.Version() {
 		return st.Policy.Revision, nil
 	}
-	req := &apiv1.ApplyPolicyRequest{GitCommit: gitCommit(ctx, dir, files)}
-	for _, f := range files {
-		req.Files = append(req.Files, &apiv1.PolicyFile{Name: f.Name, Content: f.Data})
-	}
+	req := &apiv1.ApplyPolicyRequest{Files: policywire.Proto(files), GitCommit: gitCommit(ctx, dir, files)}
 	v, err := admin.ApplyPolicy(ctx, req)
 	if err != nil {
 		return 0, err

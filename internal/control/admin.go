@@ -19,6 +19,8 @@ import (
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/identity/ca"
+	"meshward.dev/meshward/internal/policy"
+	"meshward.dev/meshward/internal/policy/policywire"
 	"meshward.dev/meshward/internal/store"
 )
 
@@ -220,10 +222,7 @@ func (s *Server) ApplyPolicy(ctx context.Context, req *apiv1.ApplyPolicyRequest)
 	if err != nil {
 		return nil, err
 	}
-	var files []store.PolicyFile
-	for _, f := range req.GetFiles() {
-		files = append(files, store.PolicyFile{Name: f.GetName(), Content: f.GetContent()})
-	}
+	files := policywire.Files(req.GetFiles())
 	var known []string
 	if !req.GetAllowUnknownServices() {
 		if known, err = s.knownServices(ctx); err != nil {
@@ -237,7 +236,7 @@ func (s *Server) ApplyPolicy(ctx context.Context, req *apiv1.ApplyPolicyRequest)
 
 // policyChange is one apply or rollback: what to store and how.
 type policyChange struct {
-	files   []store.PolicyFile
+	files   []policy.File
 	commit  string
 	note    string // set by the control plane (rollback)
 	message string // the applier's why
@@ -367,11 +366,7 @@ func (s *Server) PolicyRevision(ctx context.Context, req *apiv1.PolicyRevisionRe
 	for i := len(versions) - 1; i >= 0; i-- {
 		v := versions[i]
 		if req.GetRevision() == 0 || v.Revision == req.GetRevision() {
-			resp := &apiv1.PolicyRevisionResponse{Version: versionMessage(v)}
-			for _, f := range v.Files {
-				resp.Files = append(resp.Files, &apiv1.PolicyFile{Name: f.Name, Content: f.Content})
-			}
-			return resp, nil
+			return &apiv1.PolicyRevisionResponse{Version: versionMessage(v), Files: policywire.Proto(v.Files)}, nil
 		}
 	}
 	if req.GetRevision() == 0 {
@@ -449,11 +444,7 @@ func auditMessage(e store.AuditEvent) *apiv1.AuditEvent {
 }
 
 func policyMessage(v store.PolicyVersion) *apiv1.Policy {
-	p := &apiv1.Policy{Version: v.Version, Revision: v.Revision, GitCommit: v.GitCommit}
-	for _, f := range v.Files {
-		p.Files = append(p.Files, &apiv1.PolicyFile{Name: f.Name, Content: f.Content})
-	}
-	return p
+	return &apiv1.Policy{Version: v.Version, Revision: v.Revision, GitCommit: v.GitCommit, Files: policywire.Proto(v.Files)}
 }
 
 // fileCount is a policy's number of files for the API's int32 field

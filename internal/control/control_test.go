@@ -31,7 +31,7 @@ import (
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/identity/ca"
 	"meshward.dev/meshward/internal/identity/session"
-	"meshward.dev/meshward/internal/store"
+	"meshward.dev/meshward/internal/policy"
 	"meshward.dev/meshward/internal/store/bolt"
 	"meshward.dev/meshward/internal/testpki"
 )
@@ -55,11 +55,11 @@ type envOpts struct {
 	attestors                              []attest.Attestor
 }
 
-func hashPolicy(files []store.PolicyFile, _ []string) (string, error) {
+func hashPolicy(files []policy.File, _ []string) (string, error) {
 	h := sha256.New()
 	for _, f := range files {
 		h.Write([]byte(f.Name))
-		h.Write(f.Content)
+		h.Write(f.Data)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

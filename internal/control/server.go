@@ -25,6 +25,7 @@ import (
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/identity/ca"
 	"meshward.dev/meshward/internal/observe"
+	"meshward.dev/meshward/internal/policy"
 	"meshward.dev/meshward/internal/store"
 )
 
@@ -34,7 +35,7 @@ import (
 // identity to or has connected: a target or source outside it is an error
 // (a typo that would break traffic). A check that knows the mesh's own
 // list of services (under `meshward up`) uses that list instead.
-type PolicyCheck func(files []store.PolicyFile, known []string) (version string, err error)
+type PolicyCheck func(files []policy.File, known []string) (version string, err error)
 
 // Config configures the control plane.
 type Config struct {

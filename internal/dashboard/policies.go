@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
+	"meshward.dev/meshward/internal/config"
 	"meshward.dev/meshward/internal/identity"
 	"meshward.dev/meshward/internal/policy"
+	"meshward.dev/meshward/internal/policy/policywire"
 )
 
 // Policies is the who-may-call-whom view of the policy in force.
@@ -122,6 +126,14 @@ func sourceMatches(pattern, id string) bool {
 	return false
 }
 
+// CompilePolicy compiles the control plane's current policy version as the
+// dashboard shows it: with policy.Compile, the mesh file `up` runs (nil
+// outside up), the control plane's trust domain and the dashboard's clock.
+// The registry's services are not checked (apply did that).
+func CompilePolicy(pol *apiv1.Policy, mesh *config.Mesh, trustDomain string, now func() time.Time) (*policy.Engine, error) {
+	return policy.Compile(policywire.Files(pol.GetFiles()), policy.Options{Mesh: mesh, TrustDomain: trustDomain, Now: now})
+}
+
 // policyView returns the current policy's view, compiling it again only
 // when its version changed.
 func (d *Dashboard) policyView(context.Context) *policyState {
@@ -138,11 +150,7 @@ func (d *Dashboard) policyView(context.Context) *policyState {
 	st := &policyState{view: Policies{Sources: []Party{}, Targets: []Party{}, Grants: []policy.Grant{}, Policies: []PolicyInfo{}}}
 	if cur != nil {
 		st.view.Revision, st.view.Version, st.view.GitCommit = cur.GetRevision(), cur.GetVersion(), cur.GetGitCommit()
-		files := make([]policy.File, len(cur.GetFiles()))
-		for i, f := range cur.GetFiles() {
-			files[i] = policy.File{Name: f.GetName(), Data: f.GetContent()}
-		}
-		e, err := policy.Compile(files, policy.Options{Mesh: d.cfg.Mesh, TrustDomain: d.cfg.Source.Status().GetTrustDomain(), Now: d.cfg.Now})
+		e, err := CompilePolicy(cur, d.cfg.Mesh, d.cfg.Source.Status().GetTrustDomain(), d.cfg.Now)
 		if err != nil {
 			st.view.Error = err.Error()
 		} else {

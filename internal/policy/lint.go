@@ -58,7 +58,7 @@ func Lint(s *Set) []Warning {
 		ws = append(ws, Warning{File: file, Line: line, Field: field, Check: check, Msg: fmt.Sprintf(format, args...)})
 	}
 	c, cd := &s.Config, s.configDoc
-	if c.MTLS == MTLSPermissive {
+	if PermissiveMTLS(c.MTLS) {
 		// What permissive means is one sentence, the same as the scanner's
 		// MW-MESHWARD-001 and docs/configuration.md: asked for, not honoured.
 		msg := "mtls: permissive asks sidecars to accept plaintext callers until " + c.PermissiveUntil + "; sidecars of this release still refuse plaintext"
@@ -67,10 +67,10 @@ func Lint(s *Set) []Warning {
 		}
 		warn(cd, "spec.mtls", CheckWeakMTLS, "%s", msg)
 	}
-	if c.DefaultAction == ActionAllow {
+	if DefaultAllow(c.DefaultAction) {
 		warn(cd, "spec.defaultAction", CheckDefaultAllow, "defaultAction: allow lets any workload call every service without a policy")
 	}
-	if c.PathNormalization == PathPermissive {
+	if WeakPathNormalization(c.PathNormalization) {
 		warn(cd, "spec.pathNormalization", CheckWeakPaths, "pathNormalization: permissive lets ';' path parameters through (\"..;\" bypasses on Tomcat/Jetty)")
 	}
 	td, _ := spiffeid.TrustDomainFromString(c.TrustDomain)
@@ -78,7 +78,7 @@ func Lint(s *Set) []Warning {
 		d := p.doc
 		svc := s.meshService(p)
 		shadows := newShadowIndex(s.Mesh, p, td)
-		if p.Spec.Mode == ModeAudit {
+		if AuditMode(p.Spec.Mode) {
 			warn(d, "spec.mode", CheckAuditMode, "policy %s is in audit mode: denials are logged, not enforced", p.Name)
 		}
 		for i := range p.Spec.Rules {

@@ -60,7 +60,7 @@ func (s *Set) parseMeshConfig(d *config.Document) config.ErrorList {
 	}
 	cert := c.Certificates
 	switch {
-	case cert.WorkloadTTL < time.Minute || cert.WorkloadTTL > 30*24*time.Hour:
+	case cert.WorkloadTTL < time.Minute || cert.WorkloadTTL > MaxWorkloadTTL:
 		add("spec.certificates.workloadTTL", "%s is out of range (1m to 720h)", cert.WorkloadTTL)
 	case cert.IntermediateTTL <= cert.WorkloadTTL:
 		add("spec.certificates.intermediateTTL", "%s must be longer than workloadTTL %s", cert.IntermediateTTL, cert.WorkloadTTL)

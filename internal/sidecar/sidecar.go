@@ -31,6 +31,7 @@ import (
 	"meshward.dev/meshward/internal/identity/session"
 	"meshward.dev/meshward/internal/observe"
 	"meshward.dev/meshward/internal/policy"
+	"meshward.dev/meshward/internal/policy/policywire"
 	"meshward.dev/meshward/internal/proxy"
 	"meshward.dev/meshward/internal/proxy/workloadapi"
 )
@@ -241,6 +242,13 @@ func Run(ctx context.Context, cfg Config) error {
 	return g.Wait()
 }
 
+// CompilePolicy compiles a pushed policy version as the sidecar runs it:
+// with policy.Compile, knowing only its own trust domain (the mesh file and
+// the registry are the control plane's; the clock is the real one).
+func CompilePolicy(pol *apiv1.Policy, trustDomain string) (*policy.Engine, error) {
+	return policy.Compile(policywire.Files(pol.GetFiles()), policy.Options{TrustDomain: trustDomain})
+}
+
 // applyUpdate hands a watch-stream update to the proxy. A policy that does
 // not compile is rejected whole: the old one stays in force, and the next
 // report tells the control plane why.
@@ -248,11 +256,7 @@ func applyUpdate(p *proxy.Proxy, td string, st *sidecarState, u *apiv1.MeshUpdat
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if pol := u.GetPolicy(); pol != nil && pol.Version != st.policyVersion {
-		files := make([]policy.File, 0, len(pol.Files))
-		for _, f := range pol.Files {
-			files = append(files, policy.File{Name: f.Name, Data: f.Content})
-		}
-		e, err := policy.Compile(files, policy.Options{TrustDomain: td})
+		e, err := CompilePolicy(pol, td)
 		if err != nil {
 			st.policyError = err.Error()
 			log.Error("pushed policy rejected; the previous policy stays in force", observe.KeyVersion, pol.Version, observe.KeyError, err)

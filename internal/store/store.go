@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"meshward.dev/meshward/internal/policy"
 )
 
 // Errors callers branch on.
@@ -136,20 +138,14 @@ type Ban struct {
 	By       string    `json:"by"`
 }
 
-// PolicyFile is one policy source file, as applied.
-type PolicyFile struct {
-	Name    string `json:"name"`
-	Content []byte `json:"content"`
-}
-
 // PolicyVersion is one applied policy set.
 type PolicyVersion struct {
-	Revision  int64        `json:"revision"`
-	Version   string       `json:"version"` // content hash
-	AppliedAt time.Time    `json:"applied_at"`
-	AppliedBy string       `json:"applied_by"`
-	GitCommit string       `json:"git_commit,omitempty"`
-	Note      string       `json:"note,omitempty"`
-	Message   string       `json:"message,omitempty"` // the applier's why (--message)
-	Files     []PolicyFile `json:"files"`
+	Revision  int64         `json:"revision"`
+	Version   string        `json:"version"` // content hash
+	AppliedAt time.Time     `json:"applied_at"`
+	AppliedBy string        `json:"applied_by"`
+	GitCommit string        `json:"git_commit,omitempty"`
+	Note      string        `json:"note,omitempty"`
+	Message   string        `json:"message,omitempty"` // the applier's why (--message)
+	Files     []policy.File `json:"files"`             // a store writes its own format: bolt keeps {name, content}
 }

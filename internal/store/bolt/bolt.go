@@ -19,6 +19,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"meshward.dev/meshward/internal/policy"
 	"meshward.dev/meshward/internal/store"
 )
 
@@ -385,9 +386,46 @@ func (s *Store) SavePolicy(_ context.Context, p store.PolicyVersion) (store.Poli
 			return err
 		}
 		p.Revision = int64(seq) //nolint:gosec // bounded: the bucket sequence counts saved policies from 1, never near 2^63
-		return putJSON(b, seqKey(seq), p)
+		return putJSON(b, seqKey(seq), newPolicyRecord(p))
 	})
 	return p, err
+}
+
+// policyRecord is a policy version as bolt stores it: store.PolicyVersion's
+// fields, with each file as {"name", "content"} (the format data dirs
+// already hold; policy.File's own JSON is {"name", "data"}).
+type policyRecord struct {
+	store.PolicyVersion
+	Files []policyFileRecord `json:"files"` // shadows PolicyVersion.Files
+}
+
+type policyFileRecord struct {
+	Name    string `json:"name"`
+	Content []byte `json:"content"`
+}
+
+func newPolicyRecord(p store.PolicyVersion) policyRecord {
+	r := policyRecord{PolicyVersion: p}
+	r.PolicyVersion.Files = nil
+	if p.Files != nil { // nil stays null, as before
+		r.Files = make([]policyFileRecord, len(p.Files))
+	}
+	for i, f := range p.Files {
+		r.Files[i] = policyFileRecord{Name: f.Name, Content: f.Data}
+	}
+	return r
+}
+
+func (r policyRecord) version() store.PolicyVersion {
+	p := r.PolicyVersion
+	p.Files = nil
+	if r.Files != nil {
+		p.Files = make([]policy.File, len(r.Files))
+	}
+	for i, f := range r.Files {
+		p.Files[i] = policy.File{Name: f.Name, Data: f.Content}
+	}
+	return p
 }
 
 // PolicyVersions implements store.Store, oldest first.
@@ -395,11 +433,11 @@ func (s *Store) PolicyVersions(_ context.Context) ([]store.PolicyVersion, error)
 	var out []store.PolicyVersion
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketPolicies).ForEach(func(_, v []byte) error {
-			var p store.PolicyVersion
-			if err := json.Unmarshal(v, &p); err != nil {
+			var r policyRecord
+			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode policy: %w", err)
 			}
-			out = append(out, p)
+			out = append(out, r.version())
 			return nil
 		})
 	})

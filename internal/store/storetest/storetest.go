@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"meshward.dev/meshward/internal/policy"
 	"meshward.dev/meshward/internal/store"
 )
 
@@ -318,7 +319,7 @@ func testPolicyVersionLinearity(t *testing.T, s store.Store) {
 	if vs, err := s.PolicyVersions(ctx); err != nil || len(vs) != 0 {
 		t.Fatalf("PolicyVersions on an empty store = %v, %v", vs, err)
 	}
-	first, err := s.SavePolicy(ctx, store.PolicyVersion{Revision: 42, Version: "v0", AppliedAt: t0, AppliedBy: "admin", Files: []store.PolicyFile{{Name: "a.yaml", Content: []byte("a")}}})
+	first, err := s.SavePolicy(ctx, store.PolicyVersion{Revision: 42, Version: "v0", AppliedAt: t0, AppliedBy: "admin", Files: []policy.File{{Name: "a.yaml", Data: []byte("a")}}})
 	if err != nil || first.Revision != 1 {
 		t.Fatalf("first SavePolicy = revision %d, %v; want 1 (the given revision ignored)", first.Revision, err)
 	}
@@ -327,7 +328,7 @@ func testPolicyVersionLinearity(t *testing.T, s store.Store) {
 	race(t, Racers, func(i int) {
 		saved[i], errs[i] = s.SavePolicy(ctx, store.PolicyVersion{
 			Version: fmt.Sprintf("v%d", i+1), AppliedAt: t0.Add(time.Duration(i) * time.Second), AppliedBy: "admin",
-			Message: "racer " + strconv.Itoa(i), Files: []store.PolicyFile{{Name: fmt.Sprintf("p%d.yaml", i), Content: []byte(strconv.Itoa(i))}},
+			Message: "racer " + strconv.Itoa(i), Files: []policy.File{{Name: fmt.Sprintf("p%d.yaml", i), Data: []byte(strconv.Itoa(i))}},
 		})
 	})
 	byRev := map[int64]store.PolicyVersion{first.Revision: first}

@@ -2,9 +2,9 @@ package meshward
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
+	"meshward.dev/meshward/internal/policy"
 	"meshward.dev/meshward/internal/scan"
 )
 
@@ -64,20 +64,23 @@ var (
 func check(m *scan.Model) []scan.Finding {
 	var out []scan.Finding
 	for _, o := range m.KindAPI("MeshConfig", api) {
-		switch strings.ToLower(o.Str("spec.mtls")) {
-		case "permissive":
+		// What is weak is policy's to decide (the linter uses the same
+		// predicates); the scanner applies them to manifests as written,
+		// which Compile may reject.
+		switch mtls := o.Str("spec.mtls"); {
+		case policy.PermissiveMTLS(mtls):
 			out = append(out, rulePermissive.Finding(o, "spec.mtls", fmt.Sprintf("MeshConfig %s sets mtls: permissive: every sidecar accepts plaintext from callers without an identity.", o.Name)))
-		case "disable", "disabled", "off", "none", "false":
+		case policy.DisabledMTLS(mtls):
 			out = append(out, ruleDisabled.Finding(o, "spec.mtls", fmt.Sprintf("MeshConfig %s turns mTLS off: traffic is plaintext, without identity.", o.Name)))
 		}
-		if strings.EqualFold(o.Str("spec.defaultAction"), "allow") {
+		if policy.DefaultAllow(o.Str("spec.defaultAction")) {
 			out = append(out, ruleDefaultAllow.Finding(o, "spec.defaultAction", fmt.Sprintf("MeshConfig %s sets defaultAction: allow: every service without a policy accepts every caller in the mesh.", o.Name)))
 		}
-		if pn := o.Str("spec.pathNormalization"); pn != "" && !strings.EqualFold(pn, "strict") {
+		if pn := o.Str("spec.pathNormalization"); policy.WeakPathNormalization(pn) {
 			out = append(out, rulePathNorm.Finding(o, "spec.pathNormalization", fmt.Sprintf("MeshConfig %s sets pathNormalization: %s: path rules can be bypassed with encoded paths.", o.Name, pn)))
 		}
 		if ttl := o.Str("spec.certificates.workloadTTL"); ttl != "" {
-			if d, err := time.ParseDuration(ttl); err == nil && d > 720*time.Hour {
+			if d, err := time.ParseDuration(ttl); err == nil && policy.LongLivedWorkloadTTL(d) {
 				out = append(out, ruleTTL.Finding(o, "spec.certificates.workloadTTL", fmt.Sprintf("MeshConfig %s issues workload certificates for %s.", o.Name, ttl)))
 			}
 		}
@@ -89,7 +92,7 @@ func check(m *scan.Model) []scan.Finding {
 		}
 	}
 	for _, o := range m.KindAPI("AccessPolicy", api) {
-		if strings.EqualFold(o.Str("spec.mode"), "audit") {
+		if policy.AuditMode(o.Str("spec.mode")) {
 			out = append(out, ruleAudit.Finding(o, "spec.mode", fmt.Sprintf("AccessPolicy %s/%s is in audit mode: %s admits every caller.", o.Namespace, o.Name, o.Str("spec.target"))))
 		}
 		for i, r := range o.List("spec.rules") {
