@@ -1,8 +1,6 @@
 package dashboard
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,39 +34,6 @@ func FuzzParseDeny(f *testing.F) {
 		}
 		if d.Port < 0 {
 			t.Fatalf("negative port %d", d.Port)
-		}
-	})
-}
-
-// FuzzParseTraffic: a sidecar's /metrics is parsed without panics, and a
-// parse that succeeds yields only finite, non-negative counters or an
-// error.
-func FuzzParseTraffic(f *testing.F) {
-	files, err := filepath.Glob("testdata/metrics/*.txt")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seed files: %v", err)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(string(b))
-	}
-	f.Add(metricsText("requests frontend catalog http 200 allow 3", "tcp frontend catalog deny 4"))
-	f.Add("# TYPE meshward_requests_total counter\nmeshward_requests_total{source=\"a\"} NaN\n")
-	f.Add("# TYPE meshward_requests_total untyped\nmeshward_requests_total 1e308\n")
-	f.Add("garbage{{{")
-	f.Add("")
-	f.Fuzz(func(t *testing.T, body string) {
-		got, err := parseTraffic(strings.NewReader(body))
-		if err != nil {
-			return
-		}
-		for k := range got {
-			if k.kind != "http" && k.kind != "tcp" {
-				t.Fatalf("series of kind %q", k.kind)
-			}
 		}
 	})
 }

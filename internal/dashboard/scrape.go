@@ -3,22 +3,11 @@ package dashboard
 import (
 	"context"
 	"errors"
-	"io"
 	"sort"
 	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
-)
-
-// The sidecar metrics the graph is built from (docs/metrics.md).
-const (
-	metricRequests = "meshward_requests_total"
-	metricTCPConns = "meshward_tcp_connections_total"
 )
 
 // seriesKey is one traffic series of a sidecar: an HTTP request series
@@ -154,55 +143,4 @@ func trafficValues(cs []*apiv1.TrafficCounter) map[seriesKey]float64 {
 		out[k] += c.GetValue()
 	}
 	return out
-}
-
-// parseTraffic reads the traffic counters out of a Prometheus text
-// exposition.
-func parseTraffic(r io.Reader) (map[seriesKey]float64, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(r)
-	if err != nil {
-		return nil, err
-	}
-	out := map[seriesKey]float64{}
-	for name, mf := range mfs {
-		var kind string
-		switch name {
-		case metricRequests:
-			kind = "http"
-		case metricTCPConns:
-			kind = "tcp"
-		default:
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			k := seriesKey{kind: kind}
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "source":
-					k.source = l.GetValue()
-				case "destination":
-					k.destination = l.GetValue()
-				case "protocol":
-					k.protocol = l.GetValue()
-				case "code":
-					k.code = l.GetValue()
-				case "decision":
-					k.decision = l.GetValue()
-				}
-			}
-			out[k] += counterValue(m)
-		}
-	}
-	return out, nil
-}
-
-func counterValue(m *dto.Metric) float64 {
-	if c := m.GetCounter(); c != nil {
-		return c.GetValue()
-	}
-	if u := m.GetUntyped(); u != nil {
-		return u.GetValue()
-	}
-	return 0
 }
