@@ -41,7 +41,7 @@ func (s *Server) loadMeshState(ctx context.Context) error {
 		}
 		sort.Strings(m.banned)
 		if n := len(versions); n > 0 {
-			m.policy = policyMessage(versions[n-1])
+			m.policy, m.policyVersion = policyMessage(versions[n-1]), versionMessage(versions[n-1])
 		}
 	})
 	return nil
@@ -313,7 +313,7 @@ func (s *Server) savePolicy(ctx context.Context, actor spiffeid.ID, c policyChan
 		detail += ": " + c.message
 	}
 	s.audit(ctx, "policy.apply", actor.String(), version, detail, "ok")
-	s.hub.update(func(m *meshState) { m.policy = policyMessage(pv) })
+	s.hub.update(func(m *meshState) { m.policy, m.policyVersion = policyMessage(pv), versionMessage(pv) })
 	return versionMessage(pv), nil
 }
 
@@ -469,8 +469,8 @@ func (s *Server) Status() *apiv1.MeshStatusResponse {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	resp.Banned = slices.Clone(s.hub.state.banned)
-	if p := s.hub.state.policy; p != nil {
-		resp.Policy = &apiv1.PolicyVersion{Revision: p.Revision, Version: p.Version, GitCommit: p.GitCommit, Files: fileCount(len(p.Files))}
+	if v := s.hub.state.policyVersion; v != nil {
+		resp.Policy = proto.CloneOf(v)
 	}
 	return resp
 }

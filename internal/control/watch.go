@@ -18,7 +18,10 @@ import (
 type meshState struct {
 	bundle []*x509.Certificate
 	policy *apiv1.Policy // nil before the first apply
-	banned []string      // sorted
+	// policyVersion is the same revision as history shows it (applied at
+	// and by, message), for MeshStatus.
+	policyVersion *apiv1.PolicyVersion
+	banned        []string // sorted
 }
 
 // member is one connected watch stream.
