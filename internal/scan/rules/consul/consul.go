@@ -425,6 +425,8 @@ func Rules() []scan.Rule {
 		entries      = scan.NewFamily(checkEntries)
 		workloads    = scan.NewFamily(checkWorkloads)
 		serverBasics = scan.NewFamily(checkServerBasics)
+		meshEntries  = scan.NewFamily(checkMeshEntries)
+		bootstrap    = scan.NewFamily(checkBootstrap)
 	)
 	return []scan.Rule{
 		intentions.Rule(ruleDefaultAllow),
@@ -441,5 +443,8 @@ func Rules() []scan.Rule {
 		serverBasics.Rule(ruleACLOff),
 		serverBasics.Rule(ruleTLSOff),
 		serverBasics.Rule(ruleTLSMin),
+		bootstrap.Rule(ruleBootstrapAllow),
+		meshEntries.Rule(ruleExposePaths),
+		meshEntries.Rule(ruleAllowPermissive),
 	}
 }

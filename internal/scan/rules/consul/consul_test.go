@@ -183,5 +183,46 @@ func TestRules(t *testing.T) {
 		ruletest.Clean("server with TLS", "MW-CONSUL-013", one("server.hcl", bareServer+secureAgent[len(`datacenter = "dc1"`)+1:])),
 		ruletest.Fires("TLS 1.0 allowed", "MW-CONSUL-014", agent(`"TLSv1_2"`, `"TLSv1_0"`)),
 		ruletest.Clean("TLS 1.2 minimum", "MW-CONSUL-014", one("agent.hcl", secureAgent)),
+		ruletest.Fires("bootstrapped * to * allow", "MW-CONSUL-015", one("server.hcl", bareServer+bootstrapIntention("allow"))),
+		ruletest.Fires("bootstrapped * to * allow, JSON", "MW-CONSUL-015", one("server.json", `{"server": true, "config_entries": {"bootstrap": [{"Kind": "service-intentions", "Name": "*", "Sources": [{"Name": "*", "Action": "allow"}]}]}}`)),
+		ruletest.Clean("bootstrapped * to * deny", "MW-CONSUL-015", one("server.hcl", bareServer+bootstrapIntention("deny"))),
+		ruletest.Fires("proxy defaults expose a path", "MW-CONSUL-016", one("pd.yaml", proxyDefaultsExpose)),
+		ruletest.Fires("service defaults expose a path, HCL", "MW-CONSUL-016", one("web-defaults.hcl", "Kind = \"service-defaults\"\nName = \"web\"\nExpose {\n  Paths = [\n    {\n      Path          = \"/metrics\"\n      LocalPathPort = 9102\n      ListenerPort  = 20200\n    }\n  ]\n}\n")),
+		ruletest.Clean("proxy defaults expose checks only", "MW-CONSUL-016", one("pd.yaml", strings.Replace(proxyDefaultsExpose, exposePaths, "    checks: true\n", 1))),
+		ruletest.Fires("mesh allows permissive mTLS", "MW-CONSUL-017", one("mesh.yaml", mesh+"  allowEnablingPermissiveMutualTLS: true\n")),
+		ruletest.Clean("mesh forbids permissive mTLS", "MW-CONSUL-017", one("mesh.yaml", mesh+"  allowEnablingPermissiveMutualTLS: false\n")),
 	})
 }
+
+func bootstrapIntention(action string) string {
+	return `config_entries {
+  bootstrap = [
+    {
+      kind = "service-intentions"
+      name = "*"
+      sources = [
+        {
+          name   = "*"
+          action = "` + action + `"
+        }
+      ]
+    }
+  ]
+}
+`
+}
+
+const exposePaths = `    paths:
+    - path: /metrics
+      listenerPort: 20200
+      localPathPort: 9102
+`
+
+const proxyDefaultsExpose = `apiVersion: consul.hashicorp.com/v1alpha1
+kind: ProxyDefaults
+metadata:
+  name: global
+  namespace: consul
+spec:
+  expose:
+` + exposePaths

@@ -282,7 +282,11 @@ func checkAuthzPolicies(m *scan.Model) []scan.Finding {
 			out = append(out, ruleDryRun.Finding(o, "metadata.annotations",
 				fmt.Sprintf("AuthorizationPolicy %s/%s is dry-run and nothing else authorizes %s: every caller is admitted; the policy only logs.", o.Namespace, o.Name, targetDesc(s, a))))
 		}
-		if msg, unverified := s.ineffective(a, sel); msg != "" {
+		if gw := s.gatewayAPISelector(a); gw != "" {
+			if a.enforced() {
+				out = append(out, gatewaySelectorFinding(a, gw))
+			}
+		} else if msg, unverified := s.ineffective(a, sel); msg != "" {
 			f := ruleIneffective.Finding(o, "spec", fmt.Sprintf("AuthorizationPolicy %s/%s %s, so it protects nothing.", o.Namespace, o.Name, msg))
 			if unverified != "" {
 				// Files are not the cluster: what they do not declare may
@@ -325,7 +329,10 @@ func (s *state) plaintextFor(a *authzPolicy, sel []*scan.Workload) bool {
 		if s.ns[a.obj.Namespace] == no {
 			return false
 		}
-		return s.acceptsPlaintext(a.obj.Namespace, nil)
+		// No workload in the input: the pods the selector names are
+		// governed by the workload-level PeerAuthentications that select
+		// those labels, not only by the namespace's policy.
+		return s.labelsAcceptPlaintext(a.obj.Namespace, scan.StringMap(a.selector, "matchLabels"))
 	}
 	for _, w := range sel {
 		if s.acceptsPlaintext(w.Object.Namespace, w) {

@@ -294,6 +294,9 @@ spec:
 func TestAuthzRules(t *testing.T) {
 	t.Parallel()
 	ruletest.Run(t, only(Rules(), authzIDs...), []ruletest.Case{
+		ruletest.Fires("selector on gateway-name label", "MW-ISTIO-021", one("ap.yaml", gatewaySelectorPolicy("spec:\n  selector:\n    matchLabels:\n      gateway.networking.k8s.io/gateway-name: public\n"))),
+		ruletest.Fires("selector matching gateway pods", "MW-ISTIO-021", one("ap.yaml", gatewayPods+"---\n"+gatewaySelectorPolicy("spec:\n  selector:\n    matchLabels:\n      app: public-gw\n"))),
+		ruletest.Clean("targetRefs to the gateway", "MW-ISTIO-021", one("ap.yaml", gatewayPods+"---\n"+gatewaySelectorPolicy("spec:\n  targetRefs:\n  - kind: Gateway\n    group: gateway.networking.k8s.io\n    name: public\n"))),
 		ruletest.Fires("authz missing", "MW-ISTIO-005", one("m.yaml", authzMissing)),
 		ruletest.Clean("allow nothing", "MW-ISTIO-005", one("ap.yaml", allowNothing)),
 		ruletest.Fires("allow all empty rule", "MW-ISTIO-006", one("ap.yaml", allowAllEmptyRule)),
@@ -309,4 +312,42 @@ func TestAuthzRules(t *testing.T) {
 		ruletest.Fires("ambient l7 without waypoint", "MW-ISTIO-018", one("m.yaml", ambientL7WithoutWaypoint)),
 		ruletest.Clean("ambient l7 without waypoint, fixed", "MW-ISTIO-018", one("m.yaml", strings.Replace(ambientL7WithoutWaypoint, "    to:\n    - operation:\n        methods: [\"GET\"]\n", "", 1))),
 	})
+}
+
+// gatewayPods are the pods Istio deploys for Gateway API gateway "public".
+const gatewayPods = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: public-istio
+  namespace: edge
+spec:
+  selector:
+    matchLabels:
+      gateway.networking.k8s.io/gateway-name: public
+  template:
+    metadata:
+      labels:
+        app: public-gw
+        gateway.networking.k8s.io/gateway-name: public
+    spec:
+      containers:
+      - name: istio-proxy
+        image: istio/proxyv2:1.24.0
+`
+
+// gatewaySelectorPolicy is an ALLOW policy for the edge namespace's
+// gateway with the given spec head (selector or targetRefs).
+func gatewaySelectorPolicy(head string) string {
+	return meshStrict + `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: public-allow-office
+  namespace: edge
+` + head + `  action: ALLOW
+  rules:
+  - from:
+    - source:
+        ipBlocks: ["203.0.113.0/24"]
+`
 }

@@ -150,8 +150,8 @@ func (s *state) gatewayAuthorized(g *scan.Object, sel map[string]string) bool {
 		if a.selector == nil && len(a.targetRefs) == 0 {
 			return true // namespace-wide (or mesh-wide) policy covers the gateway
 		}
-		if a.selector != nil && scan.MatchSelector(a.selector, labels) {
-			return true
+		if a.selector != nil && s.gatewayAPISelector(a) == "" && scan.MatchSelector(a.selector, labels) {
+			return true // (Istio ignores selectors aimed at Gateway API gateways: MW-ISTIO-021)
 		}
 		for _, t := range a.targetRefs {
 			if scan.Str(t, "kind") == "Gateway" && scan.Str(t, "name") == g.Name {

@@ -263,6 +263,27 @@ func TestMeshRules(t *testing.T) {
 		ruletest.Clean("registry only", "MW-ISTIO-011", one("m.yaml", registryOnly)),
 		ruletest.Fires("gateway api passthrough", "MW-ISTIO-012", one("gw.yaml", gatewayApiPassthrough)),
 		ruletest.Clean("passthrough with authz", "MW-ISTIO-012", one("gw.yaml", passthroughWithAuthz)),
+		ruletest.Fires("credential without a key", "MW-ISTIO-022", one("gw.yaml", gatewayWithCredential("SIMPLE", "istio-system", "  tls.crt: Y2VydA==\n"))),
+		ruletest.Fires("credential in the app namespace", "MW-ISTIO-022", one("gw.yaml", gatewayWithCredential("SIMPLE", "shop", "  tls.crt: Y2VydA==\n  tls.key: a2V5\n"))),
+		ruletest.Fires("MUTUAL credential without a CA", "MW-ISTIO-022", one("gw.yaml", gatewayWithCredential("MUTUAL", "istio-system", "  tls.crt: Y2VydA==\n  tls.key: a2V5\n"))),
+		ruletest.Clean("usable credential", "MW-ISTIO-022", one("gw.yaml", gatewayWithCredential("SIMPLE", "istio-system", "  tls.crt: Y2VydA==\n  tls.key: a2V5\n"))),
+		ruletest.Clean("MUTUAL credential with a -cacert Secret", "MW-ISTIO-022", one("gw.yaml", gatewayWithCredential("MUTUAL", "istio-system", "  tls.crt: Y2VydA==\n  tls.key: a2V5\n")+"---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: shop-cert-cacert\n  namespace: istio-system\ndata:\n  ca.crt: Y2E=\n")),
+		ruletest.Clean("credential not in the input", "MW-ISTIO-022", one("gw.yaml", strings.SplitN(gatewayWithCredential("SIMPLE", "istio-system", ""), "---\napiVersion: v1\nkind: Secret", 2)[0])),
+		ruletest.Fires("gateway api passthrough, selector policy ignored", "MW-ISTIO-012", one("gw.yaml", gatewayApiPassthrough+`---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: edge-allowlist
+  namespace: ingress
+spec:
+  selector:
+    matchLabels:
+      gateway.networking.k8s.io/gateway-name: edge
+  rules:
+  - from:
+    - source:
+        remoteIpBlocks: ["203.0.113.0/24"]
+`)),
 		ruletest.Fires("multicluster default trust domain", "MW-ISTIO-013", one("m.yaml", multiclusterDefaultTrustDomain)),
 		ruletest.Clean("multicluster custom trust domain", "MW-ISTIO-013", one("m.yaml", multiclusterCustomTrustDomain)),
 		ruletest.Fires("injection opt out label statefulset", "MW-ISTIO-014", one("m.yaml", injectionOptOutLabelStatefulset)),
@@ -272,4 +293,55 @@ func TestMeshRules(t *testing.T) {
 		ruletest.Fires("app uid 1337", "MW-ISTIO-016", one("m.yaml", appUid1337)),
 		ruletest.Clean("app uid 1337, fixed", "MW-ISTIO-016", one("m.yaml", strings.Replace(appUid1337, "runAsUser: 1337", "runAsUser: 1000", 1))),
 	})
+}
+
+// gatewayWithCredential is the ingress gateway's pods in istio-system, a
+// Gateway there whose server uses credential shop-cert in mode, and Secret
+// shop-cert in secretNS with the given data lines.
+func gatewayWithCredential(mode, secretNS, data string) string {
+	return meshStrict + `---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: istio-ingressgateway
+  namespace: istio-system
+spec:
+  selector:
+    matchLabels:
+      istio: ingressgateway
+  template:
+    metadata:
+      labels:
+        istio: ingressgateway
+    spec:
+      containers:
+      - name: istio-proxy
+        image: istio/proxyv2:1.24.0
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: shop
+  namespace: shop
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 443
+      name: https
+      protocol: HTTPS
+    hosts: ["shop.example.com"]
+    tls:
+      mode: ` + mode + `
+      credentialName: shop-cert
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: shop-cert
+  namespace: ` + secretNS + `
+type: Opaque
+data:
+` + data
 }

@@ -152,17 +152,33 @@ func checkDestinationRules(m *scan.Model) []scan.Finding {
 		host := o.Str("spec.host")
 		ns, local := s.hostNamespace(host, o.Namespace)
 		meshed := local && (ns == "" || s.ns[ns] != no)
+		// A host in a namespace the files do not declare may well run
+		// without sidecars: that is unverified, not in-mesh (a live scan
+		// has every namespace and its labels).
+		unverified := meshed && ns != "" && s.ns[ns] == unknown && !s.live
 		for _, t := range drTLSSettings(o) {
 			mode := strings.ToUpper(scan.Str(t.tls, "mode"))
 			skip, _ := scan.Bool(t.tls, "insecureSkipVerify")
 			switch {
+			case unverified && mode != "DISABLE" && verifiesServer(t.tls):
+				// TLS to a server with its own CA or credential: a
+				// service that terminates TLS itself, not a mesh peer.
+				if skip {
+					out = append(out, ruleDRNoVerify.Finding(o, t.path+".insecureSkipVerify",
+						fmt.Sprintf("DestinationRule %s/%s originates TLS to %s without verifying its certificate: anyone on the path can impersonate %s to every client.", o.Namespace, o.Name, host, host)))
+				}
 			case meshed && (mode == "DISABLE" || mode == "SIMPLE" || mode == "MUTUAL"):
 				what := "plaintext"
 				if mode != "DISABLE" {
 					what = mode + " TLS without the client's mesh identity"
 				}
-				out = append(out, ruleDRPlaintext.Finding(o, t.path+".mode",
-					fmt.Sprintf("DestinationRule %s/%s makes every client of %s send %s, so the in-mesh server sees no verified peer identity and traffic can be read or spoofed on the network.", o.Namespace, o.Name, host, what)))
+				f := ruleDRPlaintext.Finding(o, t.path+".mode",
+					fmt.Sprintf("DestinationRule %s/%s makes every client of %s send %s, so the in-mesh server sees no verified peer identity and traffic can be read or spoofed on the network.", o.Namespace, o.Name, host, what))
+				if unverified {
+					f.Severity = scan.SeverityLow
+					f.Message = fmt.Sprintf("DestinationRule %s/%s makes every client of %s send %s; if %s runs with a sidecar, the server sees no verified peer identity. Unverified: namespace %s is not in the input (scan --kubeconfig resolves it).", o.Namespace, o.Name, host, what, host, ns)
+				}
+				out = append(out, f)
 			case !meshed && (mode == "SIMPLE" || mode == "MUTUAL") && skip:
 				out = append(out, ruleDRNoVerify.Finding(o, t.path+".insecureSkipVerify",
 					fmt.Sprintf("DestinationRule %s/%s originates TLS to %s without verifying its certificate: anyone on the path can impersonate %s to every client.", o.Namespace, o.Name, host, host)))
@@ -170,4 +186,10 @@ func checkDestinationRules(m *scan.Model) []scan.Finding {
 		}
 	}
 	return out
+}
+
+// verifiesServer: the TLS settings name a CA or a credential to verify the
+// upstream with.
+func verifiesServer(tls map[string]any) bool {
+	return scan.Str(tls, "caCertificates") != "" || scan.Str(tls, "credentialName") != ""
 }

@@ -1,7 +1,11 @@
 package istio
 
 import (
+	"strings"
 	"testing"
+
+	"meshward.dev/meshward/internal/scan"
+	"meshward.dev/meshward/internal/scan/manifest"
 
 	"meshward.dev/meshward/internal/scan/rules/ruletest"
 )
@@ -110,7 +114,14 @@ metadata:
 spec: {}
 `
 
-const drSimpleInMeshShortHost = `apiVersion: networking.istio.io/v1beta1
+const drSimpleInMeshShortHost = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: prod
+  labels:
+    istio-injection: enabled
+---
+apiVersion: networking.istio.io/v1beta1
 kind: DestinationRule
 metadata:
   name: ratings
@@ -180,4 +191,31 @@ func TestMTLSRules(t *testing.T) {
 		ruletest.Fires("dr external skip verify", "MW-ISTIO-019", one("dr.yaml", drExternalSkipVerify)),
 		ruletest.Clean("dr external simple", "MW-ISTIO-019", one("dr.yaml", drExternalSimple)),
 	})
+}
+
+// A host in a namespace the files do not declare may run without sidecars:
+// plaintext to it is low and says it is unverified.
+func TestDRToUndeclaredNamespaceIsLow(t *testing.T) {
+	t.Parallel()
+	objs, err := manifest.Decode("dr.yaml", []byte(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: legacy-db
+  namespace: shop
+spec:
+  host: db.legacy.svc.cluster.local
+  trafficPolicy:
+    tls:
+      mode: DISABLE
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := checkDestinationRules(scan.NewModel(objs, ruletest.Now))
+	if len(got) != 1 {
+		t.Fatalf("got %d findings, want 1: %+v", len(got), got)
+	}
+	if got[0].Severity != scan.SeverityLow || !strings.Contains(got[0].Message, "Unverified: namespace legacy is not in the input") {
+		t.Errorf("got %s %q, want low and unverified", got[0].Severity, got[0].Message)
+	}
 }

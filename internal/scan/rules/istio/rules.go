@@ -14,6 +14,7 @@ func Rules() []scan.Rule {
 		trustDomain      = scan.NewFamily(checkTrustDomain)
 		workloads        = scan.NewFamily(checkWorkloads)
 		requestAuthn     = scan.NewFamily(checkRequestAuthn)
+		credentials      = scan.NewFamily(checkGatewayCredentials)
 	)
 	return []scan.Rule{
 		peerAuth.Rule(rulePermissive),
@@ -36,5 +37,7 @@ func Rules() []scan.Rule {
 		authzPolicies.Rule(ruleL7Unenforceable),
 		destinationRules.Rule(ruleDRNoVerify),
 		requestAuthn.Rule(ruleJWTNotRequired),
+		authzPolicies.Rule(ruleGatewaySelector),
+		credentials.Rule(ruleGatewayCredential),
 	}
 }

@@ -23,8 +23,8 @@ func only(rules []scan.Rule, ids ...string) []scan.Rule {
 // The rule groups of the test files; together they are every rule.
 var (
 	mtlsIDs         = []string{"MW-ISTIO-001", "MW-ISTIO-002", "MW-ISTIO-003", "MW-ISTIO-004", "MW-ISTIO-019"}
-	authzIDs        = []string{"MW-ISTIO-005", "MW-ISTIO-006", "MW-ISTIO-007", "MW-ISTIO-008", "MW-ISTIO-009", "MW-ISTIO-017", "MW-ISTIO-018"}
-	meshIDs         = []string{"MW-ISTIO-010", "MW-ISTIO-011", "MW-ISTIO-012", "MW-ISTIO-013", "MW-ISTIO-014", "MW-ISTIO-015", "MW-ISTIO-016"}
+	authzIDs        = []string{"MW-ISTIO-005", "MW-ISTIO-006", "MW-ISTIO-007", "MW-ISTIO-008", "MW-ISTIO-009", "MW-ISTIO-017", "MW-ISTIO-018", "MW-ISTIO-021"}
+	meshIDs         = []string{"MW-ISTIO-010", "MW-ISTIO-011", "MW-ISTIO-012", "MW-ISTIO-013", "MW-ISTIO-014", "MW-ISTIO-015", "MW-ISTIO-016", "MW-ISTIO-022"}
 	requestAuthnIDs = []string{"MW-ISTIO-020"}
 )
 

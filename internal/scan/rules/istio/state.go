@@ -403,6 +403,16 @@ func (s *state) acceptsPlaintext(n string, w *scan.Workload) bool {
 	if w != nil {
 		labels = w.PodLabels
 	}
+	return s.labelsAcceptPlaintext(n, labels)
+}
+
+// labelsAcceptPlaintext reports whether pods with these labels in namespace
+// n accept plaintext on some port; nil labels: a namespace's hypothetical
+// workloads, governed by namespace and mesh policy only.
+func (s *state) labelsAcceptPlaintext(n string, labels map[string]string) bool {
+	if len(labels) == 0 {
+		labels = nil
+	}
 	wl, nsPA, meshPA := s.chain(n, labels)
 	mode, _ := resolve(wl, nsPA, meshPA)
 	if mode == "PERMISSIVE" || mode == "DISABLE" {
@@ -445,6 +455,9 @@ func (s *state) selects(a *authzPolicy, w *scan.Workload) bool {
 	}
 	if a.obj.Namespace != n && a.obj.Namespace != s.root {
 		return false
+	}
+	if a.selector != nil && gatewayAPIPod(w) {
+		return false // Istio ignores selectors on Gateway API gateways (MW-ISTIO-021)
 	}
 	return scan.MatchSelector(a.selector, w.PodLabels)
 }

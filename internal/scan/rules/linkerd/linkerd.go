@@ -336,6 +336,7 @@ func Rules() []scan.Rule {
 		workloads = scan.NewFamily(checkWorkloads)
 		authz     = scan.NewFamily(checkAuthz)
 		issuer    = scan.NewFamily(checkIssuer)
+		ports     = scan.NewFamily(checkPortsWithoutServer)
 	)
 	return []scan.Rule{
 		defaults.Rule(ruleClusterOpen),
@@ -350,5 +351,6 @@ func Rules() []scan.Rule {
 		issuer.Rule(ruleIssuerLifetime),
 		defaults.Rule(ruleServerOpen),
 		defaults.Rule(ruleControlPlaneOpen),
+		ports.Rule(rulePortNoServer),
 	}
 }

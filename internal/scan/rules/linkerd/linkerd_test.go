@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"meshward.dev/meshward/internal/scan"
+	"meshward.dev/meshward/internal/scan/manifest"
 	"meshward.dev/meshward/internal/scan/rules/ruletest"
 )
 
@@ -82,7 +84,15 @@ func TestRules(t *testing.T) {
 	ann := func(k, v string) string { return "        " + k + ": \"" + v + "\"\n" }
 	const dp = "config.linkerd.io/default-inbound-policy"
 	cpLabel := "        linkerd.io/control-plane-component: identity\n"
+	webPorts := workload("Deployment", "emojivoto", "web", "", "", "        ports:\n        - containerPort: 8080\n        - containerPort: 9990\n")
+	openCluster := linkerdConfig("    proxy:\n      defaultInboundPolicy: all-unauthenticated\n")
+	adminServer := strings.NewReplacer("web-http", "web-admin", "8080", "9990").Replace(server)
 	ruletest.Run(t, Rules(), []ruletest.Case{
+		ruletest.Fires("admin port without a Server, cluster open", "MW-LINKERD-013", docs(openCluster, namespace("emojivoto", ""), webPorts, server)),
+		ruletest.Fires("admin port without a Server, cluster default not in input", "MW-LINKERD-013", docs(namespace("emojivoto", ""), webPorts, server)),
+		ruletest.Clean("every port has a Server", "MW-LINKERD-013", docs(openCluster, namespace("emojivoto", ""), webPorts, server, adminServer)),
+		ruletest.Clean("admin port without a Server, namespace denies", "MW-LINKERD-013", docs(openCluster, denyNS, webPorts, server)),
+		ruletest.Clean("admin port skipped by the proxy", "MW-LINKERD-013", docs(openCluster, namespace("emojivoto", ""), strings.Replace(webPorts, "    spec:\n      containers:", "      annotations:\n        config.linkerd.io/skip-inbound-ports: \"9990\"\n    spec:\n      containers:", 1), server)),
 		ruletest.Fires("cluster default unset (all-unauthenticated)", "MW-LINKERD-001", docs(linkerdConfig("    proxy:\n      logLevel: info\n"))),
 		ruletest.Clean("cluster default deny", "MW-LINKERD-001", docs(linkerdConfig("    proxy:\n      defaultInboundPolicy: deny\n"))),
 		ruletest.Fires("namespace cluster-unauthenticated", "MW-LINKERD-002", docs(namespace("booksapp", "    "+dp+": \"cluster-unauthenticated\"\n"), workload("Deployment", "booksapp", "authors", "", "", ""))),
@@ -108,4 +118,37 @@ func TestRules(t *testing.T) {
 		ruletest.Fires("control-plane component open by design", "MW-LINKERD-012", docs(namespace("linkerd", ""), workload("Deployment", "linkerd", "linkerd-identity", cpLabel, ann(dp, "all-unauthenticated"), ""))),
 		ruletest.Clean("the same annotation on an app", "MW-LINKERD-012", docs(namespace("linkerd", ""), workload("Deployment", "linkerd", "linkerd-identity", "", ann(dp, "all-unauthenticated"), ""))),
 	})
+}
+
+// Without linkerd-config in the input the cluster default is Linkerd's
+// install default, not a stated fact: the finding is low and unverified;
+// with an open linkerd-config it is high.
+func TestPortWithoutServerSeverity(t *testing.T) {
+	t.Parallel()
+	webPorts := workload("Deployment", "emojivoto", "web", "", "", "        ports:\n        - containerPort: 8080\n        - containerPort: 9990\n")
+	for _, tc := range []struct {
+		name     string
+		docs     []string
+		want     scan.Severity
+		wantText string
+	}{
+		{"cluster default not in input", []string{namespace("emojivoto", ""), webPorts, server}, scan.SeverityLow, "Unverified: the cluster default (linkerd-config) is not in the input"},
+		{"cluster default open", []string{linkerdConfig("    proxy:\n      defaultInboundPolicy: all-unauthenticated\n"), namespace("emojivoto", ""), webPorts, server}, scan.SeverityHigh, "none for 9990"},
+		{"namespace default open", []string{namespace("emojivoto", "    config.linkerd.io/default-inbound-policy: \"cluster-unauthenticated\"\n"), webPorts, server}, scan.SeverityHigh, "namespace default cluster-unauthenticated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			objs, err := manifest.Decode("m.yaml", []byte(strings.Join(tc.docs, "---\n")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := checkPortsWithoutServer(scan.NewModel(objs, ruletest.Now))
+			if len(got) != 1 {
+				t.Fatalf("got %d findings, want 1: %+v", len(got), got)
+			}
+			if got[0].Severity != tc.want || !strings.Contains(got[0].Message, tc.wantText) {
+				t.Errorf("got %s %q, want %s containing %q", got[0].Severity, got[0].Message, tc.want, tc.wantText)
+			}
+		})
+	}
 }

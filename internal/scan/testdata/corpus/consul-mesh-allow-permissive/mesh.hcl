@@ -1,0 +1,5 @@
+Kind = "mesh"
+AllowEnablingPermissiveMutualTLS = true
+TransparentProxy {
+  MeshDestinationsOnly = true
+}
