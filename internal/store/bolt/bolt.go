@@ -182,32 +182,49 @@ func (s *Store) CreateToken(_ context.Context, t store.Token) error {
 }
 
 // ConsumeToken implements store.Store.
+// Concurrent redemptions share one transaction and one fsync (bbolt's
+// Batch); each returns only after that commit, so a redemption is durable
+// before its caller signs anything. A refused token (unknown, used,
+// expired, or refused by check) writes nothing and is an outcome, not a
+// transaction error, so it never rolls back the others' batch. Batch may
+// run the function again alone; it starts from scratch each time.
 func (s *Store) ConsumeToken(_ context.Context, hash []byte, now time.Time, check func(store.Token) error) (store.Token, error) {
-	var t store.Token
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	var (
+		t       store.Token
+		refused error
+	)
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		t, refused = store.Token{}, nil
 		b := tx.Bucket(bucketTokens)
 		v := b.Get(hash)
 		if v == nil {
-			return store.ErrTokenUnknown
+			refused = store.ErrTokenUnknown
+			return nil
 		}
 		if err := json.Unmarshal(v, &t); err != nil {
 			return fmt.Errorf("decode token: %w", err)
 		}
 		if !t.UsedAt.IsZero() {
-			return store.ErrTokenUsed
+			refused = store.ErrTokenUsed
+			return nil
 		}
 		if !now.Before(t.ExpiresAt) {
-			return store.ErrTokenExpired
+			refused = store.ErrTokenExpired
+			return nil
 		}
 		if check != nil {
 			if err := check(t); err != nil {
-				return err
+				refused = err
+				return nil
 			}
 		}
 		t.UsedAt = now
 		return putJSON(b, hash, t)
 	})
-	return t, err
+	if err != nil {
+		return t, err
+	}
+	return t, refused
 }
 
 // RecordCert implements store.Store.
