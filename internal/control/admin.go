@@ -439,6 +439,13 @@ func auditMessage(e store.AuditEvent) *apiv1.AuditEvent {
 		if !d.Reported.IsZero() {
 			ev.Deny.Reported = d.Reported.UnixNano()
 		}
+		ev.Deny.Count, ev.Deny.Target = d.Count, d.Target
+		if !d.FirstSeen.IsZero() {
+			ev.Deny.FirstSeen = d.FirstSeen.UnixNano()
+		}
+		if !d.LastSeen.IsZero() {
+			ev.Deny.LastSeen = d.LastSeen.UnixNano()
+		}
 	}
 	return ev
 }

@@ -150,6 +150,7 @@ func (s *Server) Watch(stream apiv1.Control_WatchServer) error {
 			}
 			now := s.cfg.Now()
 			s.recordDenies(ctx, id, r, now)
+			s.recordObservations(ctx, id, r, now)
 			s.boundTraffic(r)
 			s.hub.report(key, r, now)
 			s.kickAdvance()

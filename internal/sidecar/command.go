@@ -15,6 +15,7 @@ import (
 	"meshward.dev/meshward/internal/gotune"
 	"meshward.dev/meshward/internal/identity/session"
 	"meshward.dev/meshward/internal/observe"
+	"meshward.dev/meshward/internal/policy"
 	"meshward.dev/meshward/internal/proxy"
 )
 
@@ -46,6 +47,25 @@ type proxyOptions struct {
 	workloadUID   int
 	workloadApp   int // fd
 	cores         int
+	telemetry     telemetryFlags
+}
+
+// telemetryFlags are --access-log, --metrics and --tracing: each overrides
+// the MeshConfig's spec.telemetry only when given.
+type telemetryFlags struct{ accessLog, metrics, tracing bool }
+
+func (t telemetryFlags) overrides(f interface{ Changed(string) bool }) policy.Telemetry {
+	var o policy.Telemetry
+	if f.Changed("access-log") {
+		o.AccessLog = new(t.accessLog)
+	}
+	if f.Changed("metrics") {
+		o.Metrics = new(t.metrics)
+	}
+	if f.Changed("tracing") {
+		o.Tracing = new(t.tracing)
+	}
+	return o
 }
 
 func (o *proxyOptions) validate() ([]proxy.Upstream, error) {
@@ -94,7 +114,10 @@ and policy while the control plane is unreachable.`,
   meshward proxy --service catalog --control 127.0.0.1:7443 \
       --inbound 127.0.0.1:15002 --app 127.0.0.1:8082 --protocol http \
       --upstream payments=127.0.0.1:9004 --admin 127.0.0.1:15102 \
-      --workload-api .meshward/sockets/catalog.sock`,
+      --workload-api .meshward/sockets/catalog.sock
+
+  # the same, logging every allowed request too (off by default)
+  meshward proxy --service catalog --access-log ...`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ups, err := o.validate()
@@ -146,7 +169,7 @@ and policy while the control plane is unreachable.`,
 				Service: o.service, Namespace: o.namespace, Control: o.control, Token: os.Getenv("MESHWARD_TOKEN"), Bundle: bundle,
 				TrustDomain: td, Inbound: o.inbound, App: o.app, Protocol: proxy.Protocol(o.protocol), AllowUpgrades: o.upgrades, Port: o.port,
 				Upstreams: ups, HTTPProxy: o.httpProxy, Admin: o.admin, WorkloadAPI: o.workloadAPI,
-				WorkloadUID: o.workloadUID, WorkloadApp: apps, Logger: log,
+				WorkloadUID: o.workloadUID, WorkloadApp: apps, Logger: log, Telemetry: o.telemetry.overrides(cmd.Flags()),
 			})
 			if errors.Is(err, ErrConfig) {
 				return fmt.Errorf("%w: %w", ErrUsage, err)
@@ -173,5 +196,8 @@ and policy while the control plane is unreachable.`,
 	f.IntVar(&o.workloadUID, "workload-uid", os.Geteuid(), "the app's user ID: it owns the Workload API socket, and callers running as another user are refused")
 	f.IntVar(&o.workloadApp, "workload-app-fd", 0, "file descriptor on which 'meshward up' names the app's process (\"PID START\" per run, \"-\" when it exits): only it and its descendants get the SVID")
 	f.IntVar(&o.cores, "cores", 1, "CPU cores the sidecar uses at most (0: all; 2 lowers tail latency under bursts for ~20% more CPU per request; the GOMAXPROCS variable overrides)")
+	f.BoolVar(&o.telemetry.accessLog, "access-log", policy.DefaultAccessLog, "log one line per allowed request or connection (denies are always logged; default: the MeshConfig's spec.telemetry.accessLog, off)")
+	f.BoolVar(&o.telemetry.metrics, "metrics", policy.DefaultMetrics, "record the per-request metrics and the dashboard's traffic counters (deny counters are always kept; default: spec.telemetry.metrics, on)")
+	f.BoolVar(&o.telemetry.tracing, "tracing", policy.DefaultTracing, "export a span per HTTP/gRPC request when OTEL_EXPORTER_OTLP_ENDPOINT is set (default: spec.telemetry.tracing, on)")
 	return cmd
 }

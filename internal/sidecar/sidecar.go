@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	apiv1 "meshward.dev/meshward/internal/api/meshwardv1"
@@ -62,7 +63,11 @@ type Config struct {
 	// workloadapi.FollowApps), and only it and its descendants are served.
 	WorkloadUID int
 	WorkloadApp io.Reader
-	Logger      *slog.Logger
+	// Telemetry overrides the MeshConfig's spec.telemetry for this
+	// sidecar (nil fields follow it); Tracing false also means no
+	// exporter is started.
+	Telemetry policy.Telemetry
+	Logger    *slog.Logger
 }
 
 // ErrConfig marks errors in the sidecar's configuration (exit code 2).
@@ -126,6 +131,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	taps := newTapHub()
 	denies := &denyBuffer{}
+	observed := newObservations(time.Now)
 	var (
 		p     *proxy.Proxy
 		ready = make(chan struct{})
@@ -151,9 +157,10 @@ func Run(ctx context.Context, cfg Config) error {
 			r.ActiveConnections, r.TotalRequests = trafficCounts(reg)
 			r.Traffic = trafficCounters(reg)
 			denies.drain(r)
+			observed.drain(r)
 			return r
 		},
-		Unsent: denies.requeue,
+		Unsent: func(r *apiv1.WorkloadReport) { denies.requeue(r); observed.requeue(r) },
 		OnUpdate: func(u *apiv1.MeshUpdate) {
 			<-ready
 			applyUpdate(p, sess.Holder().TrustDomain().Name(), state, u, log)
@@ -187,9 +194,11 @@ func Run(ctx context.Context, cfg Config) error {
 		Help: "Watch streams the sidecar opened to the control plane (1 plus one per reconnect).",
 	}, func() float64 { return float64(sess.WatchSessions()) }))
 
-	tracer, shutdownTracing, err := observe.Tracer(ctx, cfg.Service+"-proxy")
-	if err != nil {
-		return fmt.Errorf("tracing: %w", err)
+	tracer, shutdownTracing := trace.Tracer(nil), func(context.Context) error { return nil }
+	if cfg.Telemetry.Tracing == nil || *cfg.Telemetry.Tracing {
+		if tracer, shutdownTracing, err = observe.Tracer(ctx, cfg.Service+"-proxy"); err != nil {
+			return fmt.Errorf("tracing: %w", err)
+		}
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -202,10 +211,13 @@ func Run(ctx context.Context, cfg Config) error {
 		SVID: ids, Bundle: ids,
 		InboundAddr: cfg.Inbound, AppAddr: cfg.App, AppProtocol: cfg.Protocol, Port: cfg.Port, AllowUpgrades: cfg.AllowUpgrades,
 		Upstreams: cfg.Upstreams, HTTPProxyAddr: cfg.HTTPProxy,
-		Logger: log, Registerer: reg,
+		Logger: log, Registerer: reg, Telemetry: cfg.Telemetry,
 		Observer: func(e *proxy.Event) {
 			if e.Decision == "deny" || e.Decision == "audit-deny" {
 				denies.add(denyMessage(e, state))
+				sess.ReportNow()
+			}
+			if observed.observe(e) {
 				sess.ReportNow()
 			}
 			if taps.active() {

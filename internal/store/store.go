@@ -128,6 +128,14 @@ type AuditDeny struct {
 	PolicyVersion string    `json:"policy_version,omitempty"`
 	GitCommit     string    `json:"git_commit,omitempty"` // of PolicyVersion, when known
 	Reported      time.Time `json:"reported,omitzero"`    // the time the sidecar claims
+	// Set on request.observed events (learn mode): how many calls of this
+	// shape the sidecar aggregated, when it claims it saw the first and
+	// the last, and the observed service's SPIFFE ID (Subject is only its
+	// name).
+	Count     int64     `json:"count,omitempty"`
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+	LastSeen  time.Time `json:"last_seen,omitzero"`
+	Target    string    `json:"target,omitempty"`
 }
 
 // Ban denies an identity mesh-wide.

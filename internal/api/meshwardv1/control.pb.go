@@ -262,9 +262,15 @@ type WorkloadReport struct {
 	DeniesDropped     int64                  `protobuf:"varint,13,opt,name=denies_dropped,json=deniesDropped,proto3" json:"denies_dropped,omitempty"` // denies not sent because of the bound
 	// traffic is the sidecar's own traffic counters, pushed so the control
 	// plane never has to fetch anything from an address a workload names.
-	Traffic       []*TrafficCounter `protobuf:"bytes,14,rep,name=traffic,proto3" json:"traffic,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Traffic []*TrafficCounter `protobuf:"bytes,14,rep,name=traffic,proto3" json:"traffic,omitempty"`
+	// observations are what a sidecar whose inbound policy is in audit mode
+	// saw since it last sent them (learn mode, `meshward policy suggest`):
+	// one aggregate per (caller, port, method, path), bounded; what the
+	// bound turned away is counted in observations_dropped.
+	Observations        []*Observation `protobuf:"bytes,15,rep,name=observations,proto3" json:"observations,omitempty"`
+	ObservationsDropped int64          `protobuf:"varint,16,opt,name=observations_dropped,json=observationsDropped,proto3" json:"observations_dropped,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *WorkloadReport) Reset() {
@@ -395,6 +401,114 @@ func (x *WorkloadReport) GetTraffic() []*TrafficCounter {
 	return nil
 }
 
+func (x *WorkloadReport) GetObservations() []*Observation {
+	if x != nil {
+		return x.Observations
+	}
+	return nil
+}
+
+func (x *WorkloadReport) GetObservationsDropped() int64 {
+	if x != nil {
+		return x.ObservationsDropped
+	}
+	return 0
+}
+
+// Observation is how often one caller made one call to the reporting
+// workload's service in audit mode, and when it was first and last seen.
+type Observation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"` // caller SPIFFE ID
+	Port          int32                  `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	Method        string                 `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"` // "" for L4
+	Path          string                 `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`     // normalized
+	Count         int64                  `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	FirstSeen     int64                  `protobuf:"varint,6,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"` // unix nanoseconds
+	LastSeen      int64                  `protobuf:"varint,7,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`    // unix nanoseconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Observation) Reset() {
+	*x = Observation{}
+	mi := &file_control_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Observation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Observation) ProtoMessage() {}
+
+func (x *Observation) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Observation.ProtoReflect.Descriptor instead.
+func (*Observation) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Observation) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Observation) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *Observation) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *Observation) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Observation) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *Observation) GetFirstSeen() int64 {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return 0
+}
+
+func (x *Observation) GetLastSeen() int64 {
+	if x != nil {
+		return x.LastSeen
+	}
+	return 0
+}
+
 // TrafficCounter is one series of meshward_requests_total (kind "http") or
 // meshward_tcp_connections_total (kind "tcp").
 type TrafficCounter struct {
@@ -412,7 +526,7 @@ type TrafficCounter struct {
 
 func (x *TrafficCounter) Reset() {
 	*x = TrafficCounter{}
-	mi := &file_control_proto_msgTypes[5]
+	mi := &file_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +538,7 @@ func (x *TrafficCounter) String() string {
 func (*TrafficCounter) ProtoMessage() {}
 
 func (x *TrafficCounter) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[5]
+	mi := &file_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +551,7 @@ func (x *TrafficCounter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrafficCounter.ProtoReflect.Descriptor instead.
 func (*TrafficCounter) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{5}
+	return file_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TrafficCounter) GetKind() string {
@@ -509,7 +623,7 @@ type Deny struct {
 
 func (x *Deny) Reset() {
 	*x = Deny{}
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +635,7 @@ func (x *Deny) String() string {
 func (*Deny) ProtoMessage() {}
 
 func (x *Deny) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +648,7 @@ func (x *Deny) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deny.ProtoReflect.Descriptor instead.
 func (*Deny) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{6}
+	return file_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Deny) GetTime() int64 {
@@ -627,7 +741,7 @@ type MeshUpdate struct {
 
 func (x *MeshUpdate) Reset() {
 	*x = MeshUpdate{}
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +753,7 @@ func (x *MeshUpdate) String() string {
 func (*MeshUpdate) ProtoMessage() {}
 
 func (x *MeshUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +766,7 @@ func (x *MeshUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshUpdate.ProtoReflect.Descriptor instead.
 func (*MeshUpdate) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{7}
+	return file_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MeshUpdate) GetBundle() [][]byte {
@@ -713,7 +827,7 @@ type Endpoints struct {
 
 func (x *Endpoints) Reset() {
 	*x = Endpoints{}
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +839,7 @@ func (x *Endpoints) String() string {
 func (*Endpoints) ProtoMessage() {}
 
 func (x *Endpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +852,7 @@ func (x *Endpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoints.ProtoReflect.Descriptor instead.
 func (*Endpoints) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{8}
+	return file_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Endpoints) GetAddrs() []string {
@@ -760,7 +874,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +886,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +899,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{9}
+	return file_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Policy) GetVersion() string {
@@ -826,7 +940,7 @@ type PolicyFile struct {
 
 func (x *PolicyFile) Reset() {
 	*x = PolicyFile{}
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +952,7 @@ func (x *PolicyFile) String() string {
 func (*PolicyFile) ProtoMessage() {}
 
 func (x *PolicyFile) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +965,7 @@ func (x *PolicyFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyFile.ProtoReflect.Descriptor instead.
 func (*PolicyFile) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{10}
+	return file_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PolicyFile) GetName() string {
@@ -879,7 +993,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1005,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1018,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{11}
+	return file_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateTokenRequest) GetService() string {
@@ -939,7 +1053,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1065,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1078,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{12}
+	return file_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -996,7 +1110,7 @@ type CAStatusRequest struct {
 
 func (x *CAStatusRequest) Reset() {
 	*x = CAStatusRequest{}
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1122,7 @@ func (x *CAStatusRequest) String() string {
 func (*CAStatusRequest) ProtoMessage() {}
 
 func (x *CAStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1135,7 @@ func (x *CAStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatusRequest.ProtoReflect.Descriptor instead.
 func (*CAStatusRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{13}
+	return file_control_proto_rawDescGZIP(), []int{14}
 }
 
 type Certificate struct {
@@ -1040,7 +1154,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1166,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1179,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{14}
+	return file_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Certificate) GetRole() string {
@@ -1134,7 +1248,7 @@ type Lagging struct {
 
 func (x *Lagging) Reset() {
 	*x = Lagging{}
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1260,7 @@ func (x *Lagging) String() string {
 func (*Lagging) ProtoMessage() {}
 
 func (x *Lagging) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1273,7 @@ func (x *Lagging) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lagging.ProtoReflect.Descriptor instead.
 func (*Lagging) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{15}
+	return file_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Lagging) GetSpiffeId() string {
@@ -1191,7 +1305,7 @@ type CAStatusResponse struct {
 
 func (x *CAStatusResponse) Reset() {
 	*x = CAStatusResponse{}
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1317,7 @@ func (x *CAStatusResponse) String() string {
 func (*CAStatusResponse) ProtoMessage() {}
 
 func (x *CAStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1330,7 @@ func (x *CAStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatusResponse.ProtoReflect.Descriptor instead.
 func (*CAStatusResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{16}
+	return file_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CAStatusResponse) GetTrustDomain() string {
@@ -1277,7 +1391,7 @@ type RotateCARequest struct {
 
 func (x *RotateCARequest) Reset() {
 	*x = RotateCARequest{}
-	mi := &file_control_proto_msgTypes[17]
+	mi := &file_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1403,7 @@ func (x *RotateCARequest) String() string {
 func (*RotateCARequest) ProtoMessage() {}
 
 func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[17]
+	mi := &file_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1416,7 @@ func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCARequest.ProtoReflect.Descriptor instead.
 func (*RotateCARequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{17}
+	return file_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RotateCARequest) GetRoot() bool {
@@ -1322,7 +1436,7 @@ type BanRequest struct {
 
 func (x *BanRequest) Reset() {
 	*x = BanRequest{}
-	mi := &file_control_proto_msgTypes[18]
+	mi := &file_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1448,7 @@ func (x *BanRequest) String() string {
 func (*BanRequest) ProtoMessage() {}
 
 func (x *BanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[18]
+	mi := &file_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1461,7 @@ func (x *BanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanRequest.ProtoReflect.Descriptor instead.
 func (*BanRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{18}
+	return file_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BanRequest) GetSpiffeId() string {
@@ -1373,7 +1487,7 @@ type BanResponse struct {
 
 func (x *BanResponse) Reset() {
 	*x = BanResponse{}
-	mi := &file_control_proto_msgTypes[19]
+	mi := &file_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1499,7 @@ func (x *BanResponse) String() string {
 func (*BanResponse) ProtoMessage() {}
 
 func (x *BanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[19]
+	mi := &file_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1512,7 @@ func (x *BanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanResponse.ProtoReflect.Descriptor instead.
 func (*BanResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{19}
+	return file_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BanResponse) GetBanned() []string {
@@ -1426,7 +1540,7 @@ type ApplyPolicyRequest struct {
 
 func (x *ApplyPolicyRequest) Reset() {
 	*x = ApplyPolicyRequest{}
-	mi := &file_control_proto_msgTypes[20]
+	mi := &file_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1552,7 @@ func (x *ApplyPolicyRequest) String() string {
 func (*ApplyPolicyRequest) ProtoMessage() {}
 
 func (x *ApplyPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[20]
+	mi := &file_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1565,7 @@ func (x *ApplyPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{20}
+	return file_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ApplyPolicyRequest) GetFiles() []*PolicyFile {
@@ -1508,7 +1622,7 @@ type PolicyVersion struct {
 
 func (x *PolicyVersion) Reset() {
 	*x = PolicyVersion{}
-	mi := &file_control_proto_msgTypes[21]
+	mi := &file_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1634,7 @@ func (x *PolicyVersion) String() string {
 func (*PolicyVersion) ProtoMessage() {}
 
 func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[21]
+	mi := &file_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1647,7 @@ func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
 func (*PolicyVersion) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{21}
+	return file_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PolicyVersion) GetRevision() int64 {
@@ -1607,7 +1721,7 @@ type PolicyHistoryRequest struct {
 
 func (x *PolicyHistoryRequest) Reset() {
 	*x = PolicyHistoryRequest{}
-	mi := &file_control_proto_msgTypes[22]
+	mi := &file_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1733,7 @@ func (x *PolicyHistoryRequest) String() string {
 func (*PolicyHistoryRequest) ProtoMessage() {}
 
 func (x *PolicyHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[22]
+	mi := &file_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1746,7 @@ func (x *PolicyHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistoryRequest.ProtoReflect.Descriptor instead.
 func (*PolicyHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{22}
+	return file_control_proto_rawDescGZIP(), []int{23}
 }
 
 type PolicyHistoryResponse struct {
@@ -1644,7 +1758,7 @@ type PolicyHistoryResponse struct {
 
 func (x *PolicyHistoryResponse) Reset() {
 	*x = PolicyHistoryResponse{}
-	mi := &file_control_proto_msgTypes[23]
+	mi := &file_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1770,7 @@ func (x *PolicyHistoryResponse) String() string {
 func (*PolicyHistoryResponse) ProtoMessage() {}
 
 func (x *PolicyHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[23]
+	mi := &file_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1783,7 @@ func (x *PolicyHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistoryResponse.ProtoReflect.Descriptor instead.
 func (*PolicyHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{23}
+	return file_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PolicyHistoryResponse) GetVersions() []*PolicyVersion {
@@ -1688,7 +1802,7 @@ type RollbackPolicyRequest struct {
 
 func (x *RollbackPolicyRequest) Reset() {
 	*x = RollbackPolicyRequest{}
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1814,7 @@ func (x *RollbackPolicyRequest) String() string {
 func (*RollbackPolicyRequest) ProtoMessage() {}
 
 func (x *RollbackPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1827,7 @@ func (x *RollbackPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackPolicyRequest.ProtoReflect.Descriptor instead.
 func (*RollbackPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{24}
+	return file_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RollbackPolicyRequest) GetRevision() int64 {
@@ -1732,7 +1846,7 @@ type PolicyRevisionRequest struct {
 
 func (x *PolicyRevisionRequest) Reset() {
 	*x = PolicyRevisionRequest{}
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1858,7 @@ func (x *PolicyRevisionRequest) String() string {
 func (*PolicyRevisionRequest) ProtoMessage() {}
 
 func (x *PolicyRevisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +1871,7 @@ func (x *PolicyRevisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRevisionRequest.ProtoReflect.Descriptor instead.
 func (*PolicyRevisionRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{25}
+	return file_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PolicyRevisionRequest) GetRevision() int64 {
@@ -1777,7 +1891,7 @@ type PolicyRevisionResponse struct {
 
 func (x *PolicyRevisionResponse) Reset() {
 	*x = PolicyRevisionResponse{}
-	mi := &file_control_proto_msgTypes[26]
+	mi := &file_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +1903,7 @@ func (x *PolicyRevisionResponse) String() string {
 func (*PolicyRevisionResponse) ProtoMessage() {}
 
 func (x *PolicyRevisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[26]
+	mi := &file_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +1916,7 @@ func (x *PolicyRevisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRevisionResponse.ProtoReflect.Descriptor instead.
 func (*PolicyRevisionResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{26}
+	return file_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PolicyRevisionResponse) GetVersion() *PolicyVersion {
@@ -1827,7 +1941,7 @@ type MeshStatusRequest struct {
 
 func (x *MeshStatusRequest) Reset() {
 	*x = MeshStatusRequest{}
-	mi := &file_control_proto_msgTypes[27]
+	mi := &file_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +1953,7 @@ func (x *MeshStatusRequest) String() string {
 func (*MeshStatusRequest) ProtoMessage() {}
 
 func (x *MeshStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[27]
+	mi := &file_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +1966,7 @@ func (x *MeshStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshStatusRequest.ProtoReflect.Descriptor instead.
 func (*MeshStatusRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{27}
+	return file_control_proto_rawDescGZIP(), []int{28}
 }
 
 type WorkloadStatus struct {
@@ -1878,7 +1992,7 @@ type WorkloadStatus struct {
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_control_proto_msgTypes[28]
+	mi := &file_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +2004,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[28]
+	mi := &file_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +2017,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{28}
+	return file_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WorkloadStatus) GetSpiffeId() string {
@@ -2025,7 +2139,7 @@ type MeshStatusResponse struct {
 
 func (x *MeshStatusResponse) Reset() {
 	*x = MeshStatusResponse{}
-	mi := &file_control_proto_msgTypes[29]
+	mi := &file_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2151,7 @@ func (x *MeshStatusResponse) String() string {
 func (*MeshStatusResponse) ProtoMessage() {}
 
 func (x *MeshStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[29]
+	mi := &file_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2164,7 @@ func (x *MeshStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshStatusResponse.ProtoReflect.Descriptor instead.
 func (*MeshStatusResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{29}
+	return file_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MeshStatusResponse) GetTrustDomain() string {
@@ -2104,7 +2218,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_control_proto_msgTypes[30]
+	mi := &file_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2230,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[30]
+	mi := &file_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2243,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{30}
+	return file_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AuditRequest) GetSince() int64 {
@@ -2158,7 +2272,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_control_proto_msgTypes[31]
+	mi := &file_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2284,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[31]
+	mi := &file_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2297,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{31}
+	return file_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AuditEvent) GetTime() int64 {
@@ -2248,13 +2362,20 @@ type AuditDeny struct {
 	PolicyVersion string                 `protobuf:"bytes,7,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`
 	GitCommit     string                 `protobuf:"bytes,8,opt,name=git_commit,json=gitCommit,proto3" json:"git_commit,omitempty"` // of policy_version, when it is the one in force and known
 	Reported      int64                  `protobuf:"varint,9,opt,name=reported,proto3" json:"reported,omitempty"`                   // unix nanoseconds the sidecar claims (0: none)
+	// Set on request.observed events (learn mode): how many such calls the
+	// sidecar aggregated, when it saw the first and the last (unix
+	// nanoseconds it claims), and the observed service's SPIFFE ID.
+	Count         int64  `protobuf:"varint,10,opt,name=count,proto3" json:"count,omitempty"`
+	FirstSeen     int64  `protobuf:"varint,11,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	LastSeen      int64  `protobuf:"varint,12,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	Target        string `protobuf:"bytes,13,opt,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditDeny) Reset() {
 	*x = AuditDeny{}
-	mi := &file_control_proto_msgTypes[32]
+	mi := &file_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2266,7 +2387,7 @@ func (x *AuditDeny) String() string {
 func (*AuditDeny) ProtoMessage() {}
 
 func (x *AuditDeny) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[32]
+	mi := &file_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2279,7 +2400,7 @@ func (x *AuditDeny) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditDeny.ProtoReflect.Descriptor instead.
 func (*AuditDeny) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{32}
+	return file_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AuditDeny) GetMethod() string {
@@ -2345,6 +2466,34 @@ func (x *AuditDeny) GetReported() int64 {
 	return 0
 }
 
+func (x *AuditDeny) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *AuditDeny) GetFirstSeen() int64 {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return 0
+}
+
+func (x *AuditDeny) GetLastSeen() int64 {
+	if x != nil {
+		return x.LastSeen
+	}
+	return 0
+}
+
+func (x *AuditDeny) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
 type AuditResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*AuditEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -2354,7 +2503,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_control_proto_msgTypes[33]
+	mi := &file_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2366,7 +2515,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[33]
+	mi := &file_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2379,7 +2528,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{33}
+	return file_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AuditResponse) GetEvents() []*AuditEvent {
@@ -2397,7 +2546,7 @@ type MeshCheckRequest struct {
 
 func (x *MeshCheckRequest) Reset() {
 	*x = MeshCheckRequest{}
-	mi := &file_control_proto_msgTypes[34]
+	mi := &file_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2409,7 +2558,7 @@ func (x *MeshCheckRequest) String() string {
 func (*MeshCheckRequest) ProtoMessage() {}
 
 func (x *MeshCheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[34]
+	mi := &file_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2422,7 +2571,7 @@ func (x *MeshCheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshCheckRequest.ProtoReflect.Descriptor instead.
 func (*MeshCheckRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{34}
+	return file_control_proto_rawDescGZIP(), []int{35}
 }
 
 type MeshCheckResponse struct {
@@ -2440,7 +2589,7 @@ type MeshCheckResponse struct {
 
 func (x *MeshCheckResponse) Reset() {
 	*x = MeshCheckResponse{}
-	mi := &file_control_proto_msgTypes[35]
+	mi := &file_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2601,7 @@ func (x *MeshCheckResponse) String() string {
 func (*MeshCheckResponse) ProtoMessage() {}
 
 func (x *MeshCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[35]
+	mi := &file_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2614,7 @@ func (x *MeshCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshCheckResponse.ProtoReflect.Descriptor instead.
 func (*MeshCheckResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{35}
+	return file_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *MeshCheckResponse) GetServerTime() int64 {
@@ -2512,7 +2661,7 @@ type CertChain struct {
 
 func (x *CertChain) Reset() {
 	*x = CertChain{}
-	mi := &file_control_proto_msgTypes[36]
+	mi := &file_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2673,7 @@ func (x *CertChain) String() string {
 func (*CertChain) ProtoMessage() {}
 
 func (x *CertChain) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[36]
+	mi := &file_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2686,7 @@ func (x *CertChain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertChain.ProtoReflect.Descriptor instead.
 func (*CertChain) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{36}
+	return file_control_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CertChain) GetCerts() [][]byte {
@@ -2564,7 +2713,7 @@ const file_control_proto_rawDesc = "" +
 	"\fSVIDResponse\x12\x14\n" +
 	"\x05chain\x18\x01 \x03(\fR\x05chain\x12\x16\n" +
 	"\x06bundle\x18\x02 \x03(\fR\x06bundle\x12\x1b\n" +
-	"\tspiffe_id\x18\x03 \x01(\tR\bspiffeId\"\x9f\x04\n" +
+	"\tspiffe_id\x18\x03 \x01(\tR\bspiffeId\"\x90\x05\n" +
 	"\x0eWorkloadReport\x12\x1b\n" +
 	"\tspiffe_id\x18\x01 \x01(\tR\bspiffeId\x12!\n" +
 	"\finbound_addr\x18\x02 \x01(\tR\vinboundAddr\x12!\n" +
@@ -2582,7 +2731,18 @@ const file_control_proto_rawDesc = "" +
 	"admin_addr\x18\v \x01(\tR\tadminAddr\x12)\n" +
 	"\x06denies\x18\f \x03(\v2\x11.meshward.v1.DenyR\x06denies\x12%\n" +
 	"\x0edenies_dropped\x18\r \x01(\x03R\rdeniesDropped\x125\n" +
-	"\atraffic\x18\x0e \x03(\v2\x1b.meshward.v1.TrafficCounterR\atraffic\"\xc0\x01\n" +
+	"\atraffic\x18\x0e \x03(\v2\x1b.meshward.v1.TrafficCounterR\atraffic\x12<\n" +
+	"\fobservations\x18\x0f \x03(\v2\x18.meshward.v1.ObservationR\fobservations\x121\n" +
+	"\x14observations_dropped\x18\x10 \x01(\x03R\x13observationsDropped\"\xb7\x01\n" +
+	"\vObservation\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\x05R\x04port\x12\x16\n" +
+	"\x06method\x18\x03 \x01(\tR\x06method\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\x03R\x05count\x12\x1d\n" +
+	"\n" +
+	"first_seen\x18\x06 \x01(\x03R\tfirstSeen\x12\x1b\n" +
+	"\tlast_seen\x18\a \x01(\x03R\blastSeen\"\xc0\x01\n" +
 	"\x0eTrafficCounter\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -2738,7 +2898,7 @@ const file_control_proto_rawDesc = "" +
 	"\asubject\x18\x04 \x01(\tR\asubject\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12\x18\n" +
 	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x12*\n" +
-	"\x04deny\x18\a \x01(\v2\x16.meshward.v1.AuditDenyR\x04deny\"\xed\x01\n" +
+	"\x04deny\x18\a \x01(\v2\x16.meshward.v1.AuditDenyR\x04deny\"\xd7\x02\n" +
 	"\tAuditDeny\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
@@ -2749,7 +2909,13 @@ const file_control_proto_rawDesc = "" +
 	"\x0epolicy_version\x18\a \x01(\tR\rpolicyVersion\x12\x1d\n" +
 	"\n" +
 	"git_commit\x18\b \x01(\tR\tgitCommit\x12\x1a\n" +
-	"\breported\x18\t \x01(\x03R\breported\"@\n" +
+	"\breported\x18\t \x01(\x03R\breported\x12\x14\n" +
+	"\x05count\x18\n" +
+	" \x01(\x03R\x05count\x12\x1d\n" +
+	"\n" +
+	"first_seen\x18\v \x01(\x03R\tfirstSeen\x12\x1b\n" +
+	"\tlast_seen\x18\f \x01(\x03R\blastSeen\x12\x16\n" +
+	"\x06target\x18\r \x01(\tR\x06target\"@\n" +
 	"\rAuditResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.meshward.v1.AuditEventR\x06events\"\x12\n" +
 	"\x10MeshCheckRequest\"\xdd\x02\n" +
@@ -2795,107 +2961,109 @@ func file_control_proto_rawDescGZIP() []byte {
 	return file_control_proto_rawDescData
 }
 
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_control_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),       // 0: meshward.v1.BootstrapRequest
 	(*AttestationData)(nil),        // 1: meshward.v1.AttestationData
 	(*RenewRequest)(nil),           // 2: meshward.v1.RenewRequest
 	(*SVIDResponse)(nil),           // 3: meshward.v1.SVIDResponse
 	(*WorkloadReport)(nil),         // 4: meshward.v1.WorkloadReport
-	(*TrafficCounter)(nil),         // 5: meshward.v1.TrafficCounter
-	(*Deny)(nil),                   // 6: meshward.v1.Deny
-	(*MeshUpdate)(nil),             // 7: meshward.v1.MeshUpdate
-	(*Endpoints)(nil),              // 8: meshward.v1.Endpoints
-	(*Policy)(nil),                 // 9: meshward.v1.Policy
-	(*PolicyFile)(nil),             // 10: meshward.v1.PolicyFile
-	(*CreateTokenRequest)(nil),     // 11: meshward.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),    // 12: meshward.v1.CreateTokenResponse
-	(*CAStatusRequest)(nil),        // 13: meshward.v1.CAStatusRequest
-	(*Certificate)(nil),            // 14: meshward.v1.Certificate
-	(*Lagging)(nil),                // 15: meshward.v1.Lagging
-	(*CAStatusResponse)(nil),       // 16: meshward.v1.CAStatusResponse
-	(*RotateCARequest)(nil),        // 17: meshward.v1.RotateCARequest
-	(*BanRequest)(nil),             // 18: meshward.v1.BanRequest
-	(*BanResponse)(nil),            // 19: meshward.v1.BanResponse
-	(*ApplyPolicyRequest)(nil),     // 20: meshward.v1.ApplyPolicyRequest
-	(*PolicyVersion)(nil),          // 21: meshward.v1.PolicyVersion
-	(*PolicyHistoryRequest)(nil),   // 22: meshward.v1.PolicyHistoryRequest
-	(*PolicyHistoryResponse)(nil),  // 23: meshward.v1.PolicyHistoryResponse
-	(*RollbackPolicyRequest)(nil),  // 24: meshward.v1.RollbackPolicyRequest
-	(*PolicyRevisionRequest)(nil),  // 25: meshward.v1.PolicyRevisionRequest
-	(*PolicyRevisionResponse)(nil), // 26: meshward.v1.PolicyRevisionResponse
-	(*MeshStatusRequest)(nil),      // 27: meshward.v1.MeshStatusRequest
-	(*WorkloadStatus)(nil),         // 28: meshward.v1.WorkloadStatus
-	(*MeshStatusResponse)(nil),     // 29: meshward.v1.MeshStatusResponse
-	(*AuditRequest)(nil),           // 30: meshward.v1.AuditRequest
-	(*AuditEvent)(nil),             // 31: meshward.v1.AuditEvent
-	(*AuditDeny)(nil),              // 32: meshward.v1.AuditDeny
-	(*AuditResponse)(nil),          // 33: meshward.v1.AuditResponse
-	(*MeshCheckRequest)(nil),       // 34: meshward.v1.MeshCheckRequest
-	(*MeshCheckResponse)(nil),      // 35: meshward.v1.MeshCheckResponse
-	(*CertChain)(nil),              // 36: meshward.v1.CertChain
-	nil,                            // 37: meshward.v1.MeshUpdate.EndpointsEntry
-	nil,                            // 38: meshward.v1.MeshCheckResponse.ChainsEntry
+	(*Observation)(nil),            // 5: meshward.v1.Observation
+	(*TrafficCounter)(nil),         // 6: meshward.v1.TrafficCounter
+	(*Deny)(nil),                   // 7: meshward.v1.Deny
+	(*MeshUpdate)(nil),             // 8: meshward.v1.MeshUpdate
+	(*Endpoints)(nil),              // 9: meshward.v1.Endpoints
+	(*Policy)(nil),                 // 10: meshward.v1.Policy
+	(*PolicyFile)(nil),             // 11: meshward.v1.PolicyFile
+	(*CreateTokenRequest)(nil),     // 12: meshward.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),    // 13: meshward.v1.CreateTokenResponse
+	(*CAStatusRequest)(nil),        // 14: meshward.v1.CAStatusRequest
+	(*Certificate)(nil),            // 15: meshward.v1.Certificate
+	(*Lagging)(nil),                // 16: meshward.v1.Lagging
+	(*CAStatusResponse)(nil),       // 17: meshward.v1.CAStatusResponse
+	(*RotateCARequest)(nil),        // 18: meshward.v1.RotateCARequest
+	(*BanRequest)(nil),             // 19: meshward.v1.BanRequest
+	(*BanResponse)(nil),            // 20: meshward.v1.BanResponse
+	(*ApplyPolicyRequest)(nil),     // 21: meshward.v1.ApplyPolicyRequest
+	(*PolicyVersion)(nil),          // 22: meshward.v1.PolicyVersion
+	(*PolicyHistoryRequest)(nil),   // 23: meshward.v1.PolicyHistoryRequest
+	(*PolicyHistoryResponse)(nil),  // 24: meshward.v1.PolicyHistoryResponse
+	(*RollbackPolicyRequest)(nil),  // 25: meshward.v1.RollbackPolicyRequest
+	(*PolicyRevisionRequest)(nil),  // 26: meshward.v1.PolicyRevisionRequest
+	(*PolicyRevisionResponse)(nil), // 27: meshward.v1.PolicyRevisionResponse
+	(*MeshStatusRequest)(nil),      // 28: meshward.v1.MeshStatusRequest
+	(*WorkloadStatus)(nil),         // 29: meshward.v1.WorkloadStatus
+	(*MeshStatusResponse)(nil),     // 30: meshward.v1.MeshStatusResponse
+	(*AuditRequest)(nil),           // 31: meshward.v1.AuditRequest
+	(*AuditEvent)(nil),             // 32: meshward.v1.AuditEvent
+	(*AuditDeny)(nil),              // 33: meshward.v1.AuditDeny
+	(*AuditResponse)(nil),          // 34: meshward.v1.AuditResponse
+	(*MeshCheckRequest)(nil),       // 35: meshward.v1.MeshCheckRequest
+	(*MeshCheckResponse)(nil),      // 36: meshward.v1.MeshCheckResponse
+	(*CertChain)(nil),              // 37: meshward.v1.CertChain
+	nil,                            // 38: meshward.v1.MeshUpdate.EndpointsEntry
+	nil,                            // 39: meshward.v1.MeshCheckResponse.ChainsEntry
 }
 var file_control_proto_depIdxs = []int32{
 	1,  // 0: meshward.v1.BootstrapRequest.attestation:type_name -> meshward.v1.AttestationData
-	6,  // 1: meshward.v1.WorkloadReport.denies:type_name -> meshward.v1.Deny
-	5,  // 2: meshward.v1.WorkloadReport.traffic:type_name -> meshward.v1.TrafficCounter
-	9,  // 3: meshward.v1.MeshUpdate.policy:type_name -> meshward.v1.Policy
-	37, // 4: meshward.v1.MeshUpdate.endpoints:type_name -> meshward.v1.MeshUpdate.EndpointsEntry
-	10, // 5: meshward.v1.Policy.files:type_name -> meshward.v1.PolicyFile
-	14, // 6: meshward.v1.CAStatusResponse.certificates:type_name -> meshward.v1.Certificate
-	15, // 7: meshward.v1.CAStatusResponse.lagging:type_name -> meshward.v1.Lagging
-	10, // 8: meshward.v1.ApplyPolicyRequest.files:type_name -> meshward.v1.PolicyFile
-	21, // 9: meshward.v1.PolicyHistoryResponse.versions:type_name -> meshward.v1.PolicyVersion
-	21, // 10: meshward.v1.PolicyRevisionResponse.version:type_name -> meshward.v1.PolicyVersion
-	10, // 11: meshward.v1.PolicyRevisionResponse.files:type_name -> meshward.v1.PolicyFile
-	5,  // 12: meshward.v1.WorkloadStatus.traffic:type_name -> meshward.v1.TrafficCounter
-	28, // 13: meshward.v1.MeshStatusResponse.workloads:type_name -> meshward.v1.WorkloadStatus
-	21, // 14: meshward.v1.MeshStatusResponse.policy:type_name -> meshward.v1.PolicyVersion
-	16, // 15: meshward.v1.MeshStatusResponse.ca:type_name -> meshward.v1.CAStatusResponse
-	32, // 16: meshward.v1.AuditEvent.deny:type_name -> meshward.v1.AuditDeny
-	31, // 17: meshward.v1.AuditResponse.events:type_name -> meshward.v1.AuditEvent
-	29, // 18: meshward.v1.MeshCheckResponse.status:type_name -> meshward.v1.MeshStatusResponse
-	38, // 19: meshward.v1.MeshCheckResponse.chains:type_name -> meshward.v1.MeshCheckResponse.ChainsEntry
-	21, // 20: meshward.v1.MeshCheckResponse.latest_policy:type_name -> meshward.v1.PolicyVersion
-	8,  // 21: meshward.v1.MeshUpdate.EndpointsEntry.value:type_name -> meshward.v1.Endpoints
-	36, // 22: meshward.v1.MeshCheckResponse.ChainsEntry.value:type_name -> meshward.v1.CertChain
-	0,  // 23: meshward.v1.Control.Bootstrap:input_type -> meshward.v1.BootstrapRequest
-	2,  // 24: meshward.v1.Control.Renew:input_type -> meshward.v1.RenewRequest
-	4,  // 25: meshward.v1.Control.Watch:input_type -> meshward.v1.WorkloadReport
-	11, // 26: meshward.v1.Control.CreateToken:input_type -> meshward.v1.CreateTokenRequest
-	13, // 27: meshward.v1.Control.CAStatus:input_type -> meshward.v1.CAStatusRequest
-	17, // 28: meshward.v1.Control.RotateCA:input_type -> meshward.v1.RotateCARequest
-	18, // 29: meshward.v1.Control.Ban:input_type -> meshward.v1.BanRequest
-	18, // 30: meshward.v1.Control.Unban:input_type -> meshward.v1.BanRequest
-	20, // 31: meshward.v1.Control.ApplyPolicy:input_type -> meshward.v1.ApplyPolicyRequest
-	22, // 32: meshward.v1.Control.PolicyHistory:input_type -> meshward.v1.PolicyHistoryRequest
-	24, // 33: meshward.v1.Control.RollbackPolicy:input_type -> meshward.v1.RollbackPolicyRequest
-	25, // 34: meshward.v1.Control.PolicyRevision:input_type -> meshward.v1.PolicyRevisionRequest
-	27, // 35: meshward.v1.Control.MeshStatus:input_type -> meshward.v1.MeshStatusRequest
-	30, // 36: meshward.v1.Control.Audit:input_type -> meshward.v1.AuditRequest
-	34, // 37: meshward.v1.Control.MeshCheck:input_type -> meshward.v1.MeshCheckRequest
-	3,  // 38: meshward.v1.Control.Bootstrap:output_type -> meshward.v1.SVIDResponse
-	3,  // 39: meshward.v1.Control.Renew:output_type -> meshward.v1.SVIDResponse
-	7,  // 40: meshward.v1.Control.Watch:output_type -> meshward.v1.MeshUpdate
-	12, // 41: meshward.v1.Control.CreateToken:output_type -> meshward.v1.CreateTokenResponse
-	16, // 42: meshward.v1.Control.CAStatus:output_type -> meshward.v1.CAStatusResponse
-	16, // 43: meshward.v1.Control.RotateCA:output_type -> meshward.v1.CAStatusResponse
-	19, // 44: meshward.v1.Control.Ban:output_type -> meshward.v1.BanResponse
-	19, // 45: meshward.v1.Control.Unban:output_type -> meshward.v1.BanResponse
-	21, // 46: meshward.v1.Control.ApplyPolicy:output_type -> meshward.v1.PolicyVersion
-	23, // 47: meshward.v1.Control.PolicyHistory:output_type -> meshward.v1.PolicyHistoryResponse
-	21, // 48: meshward.v1.Control.RollbackPolicy:output_type -> meshward.v1.PolicyVersion
-	26, // 49: meshward.v1.Control.PolicyRevision:output_type -> meshward.v1.PolicyRevisionResponse
-	29, // 50: meshward.v1.Control.MeshStatus:output_type -> meshward.v1.MeshStatusResponse
-	33, // 51: meshward.v1.Control.Audit:output_type -> meshward.v1.AuditResponse
-	35, // 52: meshward.v1.Control.MeshCheck:output_type -> meshward.v1.MeshCheckResponse
-	38, // [38:53] is the sub-list for method output_type
-	23, // [23:38] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	7,  // 1: meshward.v1.WorkloadReport.denies:type_name -> meshward.v1.Deny
+	6,  // 2: meshward.v1.WorkloadReport.traffic:type_name -> meshward.v1.TrafficCounter
+	5,  // 3: meshward.v1.WorkloadReport.observations:type_name -> meshward.v1.Observation
+	10, // 4: meshward.v1.MeshUpdate.policy:type_name -> meshward.v1.Policy
+	38, // 5: meshward.v1.MeshUpdate.endpoints:type_name -> meshward.v1.MeshUpdate.EndpointsEntry
+	11, // 6: meshward.v1.Policy.files:type_name -> meshward.v1.PolicyFile
+	15, // 7: meshward.v1.CAStatusResponse.certificates:type_name -> meshward.v1.Certificate
+	16, // 8: meshward.v1.CAStatusResponse.lagging:type_name -> meshward.v1.Lagging
+	11, // 9: meshward.v1.ApplyPolicyRequest.files:type_name -> meshward.v1.PolicyFile
+	22, // 10: meshward.v1.PolicyHistoryResponse.versions:type_name -> meshward.v1.PolicyVersion
+	22, // 11: meshward.v1.PolicyRevisionResponse.version:type_name -> meshward.v1.PolicyVersion
+	11, // 12: meshward.v1.PolicyRevisionResponse.files:type_name -> meshward.v1.PolicyFile
+	6,  // 13: meshward.v1.WorkloadStatus.traffic:type_name -> meshward.v1.TrafficCounter
+	29, // 14: meshward.v1.MeshStatusResponse.workloads:type_name -> meshward.v1.WorkloadStatus
+	22, // 15: meshward.v1.MeshStatusResponse.policy:type_name -> meshward.v1.PolicyVersion
+	17, // 16: meshward.v1.MeshStatusResponse.ca:type_name -> meshward.v1.CAStatusResponse
+	33, // 17: meshward.v1.AuditEvent.deny:type_name -> meshward.v1.AuditDeny
+	32, // 18: meshward.v1.AuditResponse.events:type_name -> meshward.v1.AuditEvent
+	30, // 19: meshward.v1.MeshCheckResponse.status:type_name -> meshward.v1.MeshStatusResponse
+	39, // 20: meshward.v1.MeshCheckResponse.chains:type_name -> meshward.v1.MeshCheckResponse.ChainsEntry
+	22, // 21: meshward.v1.MeshCheckResponse.latest_policy:type_name -> meshward.v1.PolicyVersion
+	9,  // 22: meshward.v1.MeshUpdate.EndpointsEntry.value:type_name -> meshward.v1.Endpoints
+	37, // 23: meshward.v1.MeshCheckResponse.ChainsEntry.value:type_name -> meshward.v1.CertChain
+	0,  // 24: meshward.v1.Control.Bootstrap:input_type -> meshward.v1.BootstrapRequest
+	2,  // 25: meshward.v1.Control.Renew:input_type -> meshward.v1.RenewRequest
+	4,  // 26: meshward.v1.Control.Watch:input_type -> meshward.v1.WorkloadReport
+	12, // 27: meshward.v1.Control.CreateToken:input_type -> meshward.v1.CreateTokenRequest
+	14, // 28: meshward.v1.Control.CAStatus:input_type -> meshward.v1.CAStatusRequest
+	18, // 29: meshward.v1.Control.RotateCA:input_type -> meshward.v1.RotateCARequest
+	19, // 30: meshward.v1.Control.Ban:input_type -> meshward.v1.BanRequest
+	19, // 31: meshward.v1.Control.Unban:input_type -> meshward.v1.BanRequest
+	21, // 32: meshward.v1.Control.ApplyPolicy:input_type -> meshward.v1.ApplyPolicyRequest
+	23, // 33: meshward.v1.Control.PolicyHistory:input_type -> meshward.v1.PolicyHistoryRequest
+	25, // 34: meshward.v1.Control.RollbackPolicy:input_type -> meshward.v1.RollbackPolicyRequest
+	26, // 35: meshward.v1.Control.PolicyRevision:input_type -> meshward.v1.PolicyRevisionRequest
+	28, // 36: meshward.v1.Control.MeshStatus:input_type -> meshward.v1.MeshStatusRequest
+	31, // 37: meshward.v1.Control.Audit:input_type -> meshward.v1.AuditRequest
+	35, // 38: meshward.v1.Control.MeshCheck:input_type -> meshward.v1.MeshCheckRequest
+	3,  // 39: meshward.v1.Control.Bootstrap:output_type -> meshward.v1.SVIDResponse
+	3,  // 40: meshward.v1.Control.Renew:output_type -> meshward.v1.SVIDResponse
+	8,  // 41: meshward.v1.Control.Watch:output_type -> meshward.v1.MeshUpdate
+	13, // 42: meshward.v1.Control.CreateToken:output_type -> meshward.v1.CreateTokenResponse
+	17, // 43: meshward.v1.Control.CAStatus:output_type -> meshward.v1.CAStatusResponse
+	17, // 44: meshward.v1.Control.RotateCA:output_type -> meshward.v1.CAStatusResponse
+	20, // 45: meshward.v1.Control.Ban:output_type -> meshward.v1.BanResponse
+	20, // 46: meshward.v1.Control.Unban:output_type -> meshward.v1.BanResponse
+	22, // 47: meshward.v1.Control.ApplyPolicy:output_type -> meshward.v1.PolicyVersion
+	24, // 48: meshward.v1.Control.PolicyHistory:output_type -> meshward.v1.PolicyHistoryResponse
+	22, // 49: meshward.v1.Control.RollbackPolicy:output_type -> meshward.v1.PolicyVersion
+	27, // 50: meshward.v1.Control.PolicyRevision:output_type -> meshward.v1.PolicyRevisionResponse
+	30, // 51: meshward.v1.Control.MeshStatus:output_type -> meshward.v1.MeshStatusResponse
+	34, // 52: meshward.v1.Control.Audit:output_type -> meshward.v1.AuditResponse
+	36, // 53: meshward.v1.Control.MeshCheck:output_type -> meshward.v1.MeshCheckResponse
+	39, // [39:54] is the sub-list for method output_type
+	24, // [24:39] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -2909,7 +3077,7 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
