@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
 # bench/dataplane.sh: the same HTTP/1.1 load, on loopback, against
-#   direct (no proxy), a meshward sidecar pair, an nginx mTLS pair, an
-#   HAProxy mTLS pair and a ghostunnel pair (L4, Go: one TLS connection per
-#   client connection).
+#   direct (no proxy), the shipped meshward sidecar pair, an nginx mTLS
+#   pair, an HAProxy mTLS pair and a ghostunnel pair (L4, Go: one TLS
+#   connection per client connection).
 # Each pair is: client -> A (plaintext, 127.0.0.1) -> mTLS TLS1.3 -> B -> app.
+# The meshward rows run what ships: the meshward-proxy binary `meshward up`
+# starts, with its defaults (log level info, metrics on), bootstrapped with
+# join tokens from a real `meshward control`, under a real policy:
+#   meshward      one core per sidecar (the default of --cores), a policy of
+#                 one rule allowing the bench path
+#   meshward-50r  the same against a target whose policy has 50 rules over
+#                 10 callers (the bench caller's rule is the last one)
+#   meshward2c    --cores 2
+#   helper        the bench-only helper (bench/dataplane sidecar: static
+#                 certificates, allow-all, no control plane, no log, no
+#                 metrics), kept to show what the wiring costs
+# SWITCHES=1 adds one row per telemetry switch turned on against the
+# defaults (mw+accesslog, mw+tracing to a local OTLP sink, mw-metrics off).
 # Measures: p50/p90/p99 at a fixed 1,000 rps over 16 connections (fortio,
 # after one second of the same load as warm-up; LAT_ROUNDS rounds, default
 # twice ROUNDS), max rps with keep-alive (16 connections), new client
 # connections/s (keep-alive off) and full mTLS handshakes/s against B (one
 # request each; ROUNDS rounds, default 3), and peak RSS / CPU seconds of
-# each pair. Every round takes the targets in a new random order (SEED);
-# medians are printed, with the p99's spread. Bounded: ~11 minutes.
-# "meshward" runs each sidecar on one core (GOMAXPROCS=1, the default of
-# `meshward proxy --cores`); "meshward2c" is the same pair with two each.
+# each pair's two sidecar processes (never the control plane or the app),
+# and their vCPU per 1,000 rps (CPU seconds over each 1,000 rps latency
+# run, per second, scaled to 1,000 rps). Every round takes the targets in a
+# new random order (SEED); medians are printed, with the p99's spread.
+# Bounded: ~12 minutes (~16 with SWITCHES=1).
 #
 # Needs: go, nginx, haproxy (apt), python3. fortio is built into a temp
 # GOBIN from the Go module proxy (v1.66.5; newer ones need a module the
@@ -22,6 +36,7 @@
 #
 #   bash bench/dataplane.sh            # full run
 #   ROUNDS=1 DUR=3s bash bench/dataplane.sh   # quick smoke run (2 latency rounds)
+#   SWITCHES=1 bash bench/dataplane.sh        # plus the cost of each switch
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -43,7 +58,8 @@ need() { command -v "$1" >/dev/null || { echo "missing $1 (apt-get install $2)" 
 need nginx nginx; need haproxy haproxy; need python3 python3
 
 echo "building helpers into $BIN ..." >&2
-(cd "$ROOT" && go build -o "$BIN/dataplane" ./bench/dataplane)
+(cd "$ROOT" && go build -o "$BIN/dataplane" ./bench/dataplane &&
+  go build -o "$BIN/meshward" ./cmd/meshward && go build -o "$BIN/meshward-proxy" ./cmd/meshward-proxy)
 if [[ ! -x "$BIN/fortio" ]]; then
   GOBIN="$BIN" GOFLAGS=-mod=mod go install fortio.org/fortio@v1.66.5
 fi
@@ -59,10 +75,9 @@ fi
 C=$WORK/certs
 
 APP=127.0.0.1:18080
-MW_A=127.0.0.1:18101 MW_B=127.0.0.1:18102
-M1_A=127.0.0.1:18111 M1_B=127.0.0.1:18112
+HP_A=127.0.0.1:18101 HP_B=127.0.0.1:18102
+CTL=127.0.0.1:18500
 NG_A=127.0.0.1:18201 NG_B=127.0.0.1:18202
-NS_A=127.0.0.1:18211 NS_B=127.0.0.1:18212
 HA_A=127.0.0.1:18301 HA_B=127.0.0.1:18302
 GT_A=127.0.0.1:18401 GT_B=127.0.0.1:18402
 
@@ -74,20 +89,113 @@ start() { # name cmd... ; records pid in PID_<name>
 }
 
 start app "$BIN/dataplane" app "$APP"
-# One core per sidecar (GOMAXPROCS=1): the default of `meshward proxy
-# --cores` and of the sidecars `meshward up` starts.
-start mwB env GOMAXPROCS=1 "$BIN/dataplane" sidecar -certs "$C" -service catalog -inbound "$MW_B" -app "$APP"
-start mwA env GOMAXPROCS=1 "$BIN/dataplane" sidecar -certs "$C" -service frontend -listen "$MW_A" -endpoint "$MW_B"
-# The same pair with two cores each (`--cores 2`), for comparison.
-start m1B env GOMAXPROCS=2 "$BIN/dataplane" sidecar -certs "$C" -service catalog -inbound "$M1_B" -app "$APP"
-start m1A env GOMAXPROCS=2 "$BIN/dataplane" sidecar -certs "$C" -service frontend -listen "$M1_A" -endpoint "$M1_B"
+# The bench-only helper pair, one core each: static certificates, allow-all,
+# no control plane, no log, no metrics.
+start hpB env GOMAXPROCS=1 "$BIN/dataplane" sidecar -certs "$C" -service catalog -inbound "$HP_B" -app "$APP"
+start hpA env GOMAXPROCS=1 "$BIN/dataplane" sidecar -certs "$C" -service frontend -listen "$HP_A" -endpoint "$HP_B"
+
+# What ships: a real control plane, a real policy, join tokens, and the
+# meshward-proxy binary with its defaults. Each row is its own pair of
+# services (callerN -> targetN), so no caller balances over another row's
+# sidecars. The control plane is never counted in a row's CPU or memory.
+MW=("$BIN/meshward" --data-dir "$WORK/control")
+start control "${MW[@]}" control --listen "$CTL" --dashboard "" --trust-domain bench.local
+for i in $(seq 1 100); do
+  "${MW[@]}" status >/dev/null 2>&1 && break
+  [[ $i == 100 ]] && { echo "the control plane did not come up" >&2; tail -n 20 "$WORK/logs/control.log" >&2; exit 1; }
+  sleep 0.1
+done
+# Rows of the shipped sidecar: name -> "A-listen B-listen extra proxy flags".
+declare -A SHIP=([meshward]="127.0.0.1:18111 127.0.0.1:18112"
+  [meshward-50r]="127.0.0.1:18121 127.0.0.1:18122"
+  [meshward2c]="127.0.0.1:18131 127.0.0.1:18132 --cores 2")
+SHIPPED=(meshward meshward-50r meshward2c)
+if [[ ${SWITCHES:-0} == 1 ]]; then
+  start otlp "$BIN/dataplane" otlpsink 127.0.0.1:18550
+  SHIP[mw+accesslog]="127.0.0.1:18141 127.0.0.1:18142 --access-log"
+  SHIP[mw+tracing]="127.0.0.1:18151 127.0.0.1:18152 --tracing"
+  SHIP[mw-metrics]="127.0.0.1:18161 127.0.0.1:18162 --metrics=false"
+  SHIPPED+=(mw+accesslog mw+tracing mw-metrics)
+fi
+POL=$WORK/policy
+mkdir -p "$POL"
+cat >"$POL/mesh.yaml" <<YAML
+apiVersion: meshward.dev/v1
+kind: MeshConfig
+metadata: {name: mesh}
+spec: {trustDomain: bench.local}
+YAML
+policy_one() { # target caller: one rule, the bench's GET /
+  cat <<YAML
+---
+apiVersion: meshward.dev/v1
+kind: AccessPolicy
+metadata: {name: $1, namespace: default}
+spec:
+  target: $1
+  rules:
+    - name: $2-reads
+      from: [{service: $2}]
+      to: [{methods: [GET], paths: ["/"]}]
+YAML
+}
+policy_50() { # target caller: 50 rules over 10 callers, the caller's GET / last
+  echo "---"
+  echo "apiVersion: meshward.dev/v1"
+  echo "kind: AccessPolicy"
+  echo "metadata: {name: $1, namespace: default}"
+  echo "spec:"
+  echo "  target: $1"
+  echo "  rules:"
+  local c r callers=(billing search reviews cart users shipping ledger audit reports "$2")
+  for c in "${callers[@]}"; do
+    for r in 1 2 3 4 5; do
+      case $r in
+        1) echo "    - {name: $c-list, from: [{service: $c}], to: [{methods: [GET], paths: [/items, /items/*]}]}" ;;
+        2) echo "    - {name: $c-create, from: [{service: $c}], to: [{methods: [POST], paths: [/items]}]}" ;;
+        3) echo "    - {name: $c-update, from: [{service: $c}], to: [{methods: [PUT, PATCH], paths: [/items/*]}]}" ;;
+        4) echo "    - {name: $c-stock, from: [{service: $c}], to: [{methods: [GET], paths: [/stock/*], headers: {x-tenant: acme}}]}" ;;
+        5) echo "    - {name: $c-root, from: [{service: $c}], to: [{methods: [GET, HEAD], paths: [/]}]}" ;;
+      esac
+    done
+  done
+}
+i=0
+for t in "${SHIPPED[@]}"; do
+  i=$((i + 1))
+  if [[ $t == meshward-50r ]]; then policy_50 "target$i" "caller$i"; else policy_one "target$i" "caller$i"; fi >"$POL/target$i.yaml"
+done
+"${MW[@]}" policy apply "$POL" --allow-unknown-services -m "bench/dataplane.sh" >/dev/null
+# sidecar name service flags...: the shipped binary, bootstrapped with a
+# fresh join token, its log where `meshward up` puts it (a file).
+sidecar() {
+  local name=$1 svc=$2 tok; shift 2
+  tok=$("${MW[@]}" token create --service "$svc")
+  local env=(MESHWARD_TOKEN="$tok")
+  # Spans are exported only where an OTLP endpoint is set (and --tracing,
+  # the default, is not turned off): here only on the tracing row.
+  [[ " $* " == *" --tracing "* ]] && env+=(OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:18550)
+  start "$name" env "${env[@]}" "$BIN/meshward-proxy" --service "$svc" --control "$CTL" "$@"
+}
+i=0
+declare -A SHIP_A SHIP_B SHIP_PIDS HSID
+for t in "${SHIPPED[@]}"; do
+  i=$((i + 1))
+  read -r a b extra <<<"${SHIP[$t]}"
+  # shellcheck disable=SC2086 # extra holds flags
+  sidecar "sB$i" "target$i" --inbound "$b" --app "$APP" $extra
+  # shellcheck disable=SC2086
+  sidecar "sA$i" "caller$i" --upstream "target$i=$a" $extra
+  pa=PID_sA$i pb=PID_sB$i
+  SHIP_A[$t]=$a SHIP_B[$t]=$b SHIP_PIDS[$t]="${!pa} ${!pb}"
+  # The handshake load calls B as its caller, with an SVID of the real CA.
+  HSID[$t]=$WORK/id/caller$i; mkdir -p "${HSID[$t]}"
+  "$BIN/meshward" identity fetch --token "$("${MW[@]}" token create --service "caller$i")" --control "$CTL" --out "${HSID[$t]}" >/dev/null
+done
 
 # nginx and HAProxy run as real pairs: one process per role, like two
 # sidecars, each with one worker (thread), the core budget of a meshward
-# sidecar. "nginx-shared" is the layout of earlier runs, both roles in one
-# nginx with two workers: a request can then cross the A -> B hop inside
-# one process, which a sidecar pair never can (it is kept for comparison;
-# ratios are to the "nginx" pair).
+# sidecar.
 nginx_conf() { # file workers mtls-upstream servers...
   local f=$1 workers=$2 up=$3; shift 3
   {
@@ -142,8 +250,7 @@ NGX
 }
 nginx_conf "$WORK/nginx-a.conf" 1 "$NG_B" "$(ngx_a "$NG_A")"
 nginx_conf "$WORK/nginx-b.conf" 1 "$NG_B" "$(ngx_b "$NG_B")"
-nginx_conf "$WORK/nginx-s.conf" 2 "$NS_B" "$(ngx_a "$NS_A")" "$(ngx_b "$NS_B")"
-for n in a b s; do
+for n in a b; do
   start "nginx$n" nginx -e "$WORK/logs/nginx-error.log" -c "$WORK/nginx-$n.conf" -g 'daemon off;'
 done
 
@@ -189,7 +296,8 @@ if [[ -x "$BIN/ghostunnel" ]]; then
 fi
 
 # Wait until every path answers.
-URLS=("http://$APP/" "http://$MW_A/" "http://$M1_A/" "http://$NG_A/" "http://$NS_A/" "http://$HA_A/")
+URLS=("http://$APP/" "http://$HP_A/" "http://$NG_A/" "http://$HA_A/")
+for t in "${SHIPPED[@]}"; do URLS+=("http://${SHIP_A[$t]}/"); done
 [[ $GHOST == 1 ]] && URLS+=("http://$GT_A/")
 for url in "${URLS[@]}"; do
   for i in $(seq 1 100); do
@@ -207,9 +315,11 @@ cpu_s() { local t=0; for p in "$@"; do for q in $(tree_pids "$p"); do t=$((t + $
 
 # The processes of each contender (pids; nginx/HAProxy workers are found
 # under them).
-declare -A TP=([meshward]="$PID_mwA $PID_mwB" [meshward2c]="$PID_m1A $PID_m1B"
-  [nginx]="$PID_nginxa $PID_nginxb" [nginx-shared]="$PID_nginxs" [haproxy]="$PID_haproxya $PID_haproxyb")
-PAIRS=(meshward meshward2c nginx nginx-shared haproxy)
+declare -A TP=([helper]="$PID_hpA $PID_hpB" [nginx]="$PID_nginxa $PID_nginxb" [haproxy]="$PID_haproxya $PID_haproxyb")
+declare -A URL=([direct]="http://$APP/" [helper]="http://$HP_A/" [nginx]="http://$NG_A/" [haproxy]="http://$HA_A/" [ghostunnel]="http://$GT_A/")
+declare -A INB=([helper]="$HP_B" [nginx]="$NG_B" [haproxy]="$HA_B" [ghostunnel]="$GT_B")
+for t in "${SHIPPED[@]}"; do TP[$t]=${SHIP_PIDS[$t]} URL[$t]="http://${SHIP_A[$t]}/" INB[$t]=${SHIP_B[$t]}; done
+PAIRS=("${SHIPPED[@]}" helper nginx haproxy)
 if [[ $GHOST == 1 ]]; then
   TP[ghostunnel]="$PID_ghosta $PID_ghostb"
   PAIRS+=(ghostunnel)
@@ -219,7 +329,7 @@ for t in "${PAIRS[@]}"; do
   # shellcheck disable=SC2086 # word splitting of the pid list is intended
   IDLE[$t]=$(rss_kb ${TP[$t]}); CPU0[$t]=$(cpu_s ${TP[$t]})
 done
-MW_SIDECAR_IDLE=$(rss_kb "$PID_mwA")
+MW_SIDECAR_IDLE=$(rss_kb "$PID_sA1")
 
 fortio_json() { # url out.json extra-args...
   local url=$1 out=$2; shift 2
@@ -228,9 +338,6 @@ fortio_json() { # url out.json extra-args...
 LAT=$WORK/latency.tsv LOAD=$WORK/load.tsv
 : >"$LAT"; : >"$LOAD"
 targets=(direct "${PAIRS[@]}")
-declare -A URL=([direct]="http://$APP/" [meshward]="http://$MW_A/" [meshward2c]="http://$M1_A/" [nginx]="http://$NG_A/"
-  [nginx-shared]="http://$NS_A/" [haproxy]="http://$HA_A/" [ghostunnel]="http://$GT_A/")
-declare -A INB=([meshward]="$MW_B" [meshward2c]="$M1_B" [nginx]="$NG_B" [nginx-shared]="$NS_B" [haproxy]="$HA_B" [ghostunnel]="$GT_B")
 
 # shuffle: ORDER is the targets in a new random order (seeded by SEED, so
 # a run can be repeated; no subshell, which would reseed RANDOM). A latency
@@ -252,10 +359,10 @@ shuffle() {
 # measured right after one particular target's heavy runs.
 LAT_ROUNDS=${LAT_ROUNDS:-$((ROUNDS * 2))}
 ((LAT_ROUNDS >= ROUNDS)) || { echo "LAT_ROUNDS ($LAT_ROUNDS) must be at least ROUNDS ($ROUNDS)" >&2; exit 2; }
-pct_row() { # target json: prints "target p50 p90 p99 errors"
-  python3 - "$1" "$2" <<'PY'
+pct_row() { # target json cpu0 cpu1: prints "target p50 p90 p99 errors vcpu-per-1k-rps"
+  python3 - "$@" <<'PY'
 import json, sys
-t, f = sys.argv[1:]
+t, f, c0, c1 = sys.argv[1:]
 try:
     d = json.load(open(f))
 except Exception:
@@ -263,7 +370,11 @@ except Exception:
 pct = {p["Percentile"]: p["Value"] * 1000 for p in d.get("DurationHistogram", {}).get("Percentiles", [])}
 c = d.get("RetCodes", {}) or {}
 errs = sum(c.values()) - sum(v for k, v in c.items() if str(k) == "200") if c else 1
-print("\t".join(str(x) for x in [t, pct.get(50, 0), pct.get(90, 0), pct.get(99, 0), errs]))
+# The pair's CPU seconds over the run's seconds is the cores it used at
+# the run's rate; scaled to 1,000 requests per second.
+secs, qps = d.get("ActualDuration", 0) / 1e9, d.get("ActualQPS", 0)
+vcpu = (float(c1) - float(c0)) / secs * 1000 / qps if secs and qps and t != "direct" else "-"
+print("\t".join(str(x) for x in [t, pct.get(50, 0), pct.get(90, 0), pct.get(99, 0), errs, vcpu]))
 PY
 }
 load_row() { # target max.json new.json hs: prints "target max new hs errors"
@@ -288,8 +399,14 @@ for r in $(seq 1 "$LAT_ROUNDS"); do
     # One second of the same load first, so that every pair has its
     # upstream keep-alive connections before latency is measured.
     "$FORTIO" load -quiet -c 16 -t 1s -qps 1000 "${URL[$t]}" >/dev/null 2>&1 || true
+    c0=0
+    # shellcheck disable=SC2086
+    [[ $t != direct ]] && c0=$(cpu_s ${TP[$t]})
     fortio_json "${URL[$t]}" "$WORK/lat.json" -qps 1000
-    pct_row "$t" "$WORK/lat.json" >>"$LAT"
+    c1=0
+    # shellcheck disable=SC2086
+    [[ $t != direct ]] && c1=$(cpu_s ${TP[$t]})
+    pct_row "$t" "$WORK/lat.json" "$c0" "$c1" >>"$LAT"
     tail -n 1 "$LAT" | tr '\t' ' ' | sed "s|^|  latency round $r/$LAT_ROUNDS: target p50 p90 p99 errors: |" >&2
   done
   # ROUNDS load rounds, spread evenly over the LAT_ROUNDS latency rounds.
@@ -300,7 +417,7 @@ for r in $(seq 1 "$LAT_ROUNDS"); do
     fortio_json "${URL[$t]}" "$WORK/new.json" -qps 0 -keepalive=false
     hs="-"
     if [[ $t != direct ]]; then
-      hs=$("$BIN/dataplane" handshakes -certs "$C" -addr "${INB[$t]}" -c 8 -t "$HS_DUR" | awk '{print $1}')
+      hs=$("$BIN/dataplane" handshakes -certs "$C" ${HSID[$t]:+-id "${HSID[$t]}"} -addr "${INB[$t]}" -c 8 -t "$HS_DUR" | awk '{print $1}')
     fi
     load_row "$t" "$WORK/max.json" "$WORK/new.json" "$hs" >>"$LOAD"
     tail -n 1 "$LOAD" | tr '\t' ' ' | sed "s|^|  load after latency round $r: target max-rps new-conn hs errors: |" >&2
@@ -313,8 +430,8 @@ for t in "${PAIRS[@]}"; do
   # shellcheck disable=SC2086
   PEAK[$t]=$(hwm_kb ${TP[$t]}); CPU[$t]=$(python3 -c "print($(cpu_s ${TP[$t]})-${CPU0[$t]})")
 done
-MW_SIDECAR_PEAK=$(hwm_kb "$PID_mwA")
-MW_B_PEAK=$(hwm_kb "$PID_mwB")
+MW_SIDECAR_PEAK=$(hwm_kb "$PID_sA1")
+MW_B_PEAK=$(hwm_kb "$PID_sB1")
 
 PAIRSTATS=""
 for t in "${PAIRS[@]}"; do PAIRSTATS+="$t=${IDLE[$t]},${PEAK[$t]},${CPU[$t]} "; done
@@ -336,11 +453,12 @@ cpu = {k: v[2] for k, v in stats.items()}
 def r(a, b):
     return f"{a/b:.2f}x" if a is not None and b else "-"
 d99, dmax = med(lat, "direct", 2), med(load, "direct", 0)
+ncpu = med(lat, "nginx", 4)
 n99, nmax, nhs = med(lat, "nginx", 2), med(load, "nginx", 0), med(load, "nginx", 2)
 print(f"medians; latency at 1000 rps / 16 conns in ms, ${LAT_ROUNDS} rounds of ${DUR}; load ${ROUNDS} rounds of ${DUR}")
 hdr = ["target", "p50", "p90", "p99", "p99 min–max", "+p99 vs direct", "+p99 vs nginx", "max rps", "rps/direct",
        "rps/nginx", "new conn/s", "mTLS hs/s", "hs/nginx", "idle RSS MB (pair)", "peak RSS MB (pair)",
-       "CPU s (pair)", "errors"]
+       "vCPU per 1k rps (pair)", "vCPU/nginx", "errors"]
 print("| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
 for t in ["direct"] + pairs:
@@ -352,7 +470,8 @@ for t in ["direct"] + pairs:
              f"{p99 - d99:.3f}" if t != "direct" else "-", f"{p99 - n99:+.3f}" if t != "direct" else "-",
              f"{mx:.0f}", r(mx, dmax), r(mx, nmax), f"{new:.0f}", f"{hs:.0f}" if hs else "-",
              r(hs, nhs) if hs else "-", f"{idle[t]/1024:.1f}" if t in idle else "-",
-             f"{peak[t]/1024:.1f}" if t in peak else "-", f"{cpu[t]:.1f}" if t in cpu else "-", str(errs)]
+             f"{peak[t]/1024:.1f}" if t in peak else "-", f"{vc:.3f}" if (vc := med(lat, t, 4)) else "-",
+             r(vc, ncpu), str(errs)]
     print("| " + " | ".join(cells) + " |")
 print()
 print(f"meshward per sidecar: outbound (A) idle {${MW_SIDECAR_IDLE}/1024:.1f} MB, peak {${MW_SIDECAR_PEAK}/1024:.1f} MB; inbound (B) peak {${MW_B_PEAK}/1024:.1f} MB")

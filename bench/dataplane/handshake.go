@@ -21,16 +21,21 @@ func runHandshakes(args []string) error {
 	fs := flag.NewFlagSet("handshakes", flag.ContinueOnError)
 	dir := fs.String("certs", "", "directory written by gencerts")
 	addr := fs.String("addr", "", "inbound address")
+	id := fs.String("id", "", "directory written by meshward identity fetch (instead of -certs: the shipped sidecars' CA)")
 	conc := fs.Int("c", 8, "concurrent clients")
 	dur := fs.Duration("t", 3*time.Second, "duration")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(*dir, "frontend.pem"), filepath.Join(*dir, "frontend-key.pem"))
+	certFile, keyFile, caFile := filepath.Join(*dir, "frontend.pem"), filepath.Join(*dir, "frontend-key.pem"), filepath.Join(*dir, "ca.pem")
+	if *id != "" {
+		certFile, keyFile, caFile = filepath.Join(*id, "svid.pem"), filepath.Join(*id, "key.pem"), filepath.Join(*id, "bundle.pem")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return err
 	}
-	caPEM, err := os.ReadFile(filepath.Join(*dir, "ca.pem"))
+	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		return err
 	}
@@ -39,6 +44,27 @@ func runHandshakes(args []string) error {
 	cfg := &tls.Config{
 		Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "catalog",
 		MinVersion: tls.VersionTLS13, NextProtos: []string{"http/1.1"},
+	}
+	if *id != "" {
+		// SVIDs name no host: verify the chain to the bundle, as a sidecar
+		// does (it then checks the SPIFFE ID; the bench needs no more).
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			certs := make([]*x509.Certificate, len(raw))
+			for i, r := range raw {
+				c, err := x509.ParseCertificate(r)
+				if err != nil {
+					return err
+				}
+				certs[i] = c
+			}
+			inter := x509.NewCertPool()
+			for _, c := range certs[1:] {
+				inter.AddCert(c)
+			}
+			_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+			return err
+		}
 	}
 	var ok, failed atomic.Int64
 	deadline := time.Now().Add(*dur)

@@ -40,7 +40,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: dataplane gencerts DIR | sidecar FLAGS | handshakes FLAGS | bursts FLAGS | app ADDR")
+		fmt.Fprintln(os.Stderr, "usage: dataplane gencerts DIR | sidecar FLAGS | handshakes FLAGS | bursts FLAGS | app ADDR | otlpsink ADDR")
 		os.Exit(2)
 	}
 	var err error
@@ -55,6 +55,8 @@ func main() {
 		err = runBursts(os.Args[2:])
 	case "app":
 		err = runApp(os.Args[2])
+	case "otlpsink":
+		err = runOTLPSink(os.Args[2])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -237,15 +239,16 @@ func runSidecar(args []string) error {
 
 func runApp(addr string) error {
 	body := []byte("hello from the bench app\n")
-	srv := &http.Server{
-		Addr:              addr,
-		ReadHeaderTimeout: 10 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "text/plain")
-			_, _ = w.Write(body)
-		}),
-	}
+	return serve(addr, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(body)
+	})
+}
+
+// serve runs h on addr until SIGINT or SIGTERM.
+func serve(addr string, h http.HandlerFunc) error {
+	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 10 * time.Second, Handler: h}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() { <-ctx.Done(); _ = srv.Close() }()
@@ -253,4 +256,13 @@ func runApp(addr string) error {
 		return err
 	}
 	return nil
+}
+
+// runOTLPSink accepts OTLP/HTTP exports and drops them, so the tracing row
+// measures what exporting costs the sidecar, not a collector.
+func runOTLPSink(addr string) error {
+	return serve(addr, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	})
 }

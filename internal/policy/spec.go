@@ -53,6 +53,55 @@ type MeshConfig struct {
 	// the one policy decided. Off by default: some clients send them to
 	// apps that rely on them.
 	RefuseOverrideHeaders bool `yaml:"refuseOverrideHeaders" json:"refuseOverrideHeaders,omitempty"`
+	// Telemetry is what sidecars record about allowed traffic.
+	// Unset switches stay nil (DefaultTelemetry fills them where they are
+	// used), so a MeshConfig that leaves them alone keeps its version.
+	Telemetry Telemetry `yaml:"telemetry" json:"telemetry,omitzero"`
+}
+
+// Telemetry switches what sidecars record about allowed traffic; a sidecar's
+// own flags (meshward proxy --access-log, --metrics, --tracing) override
+// them for that sidecar. Denies are always logged, counted
+// (meshward_policy_denies_total) and reported to the audit trail, whatever
+// these say. A nil field is the default (DefaultTelemetry).
+type Telemetry struct {
+	// AccessLog logs one line per allowed request or connection. Off by
+	// default, as in Istio and Linkerd: measured, the line cost about as
+	// much CPU as the rest of the request (docs/benchmarks.md).
+	AccessLog *bool `yaml:"accessLog" json:"accessLog,omitempty"`
+	// Metrics records the per-request series (meshward_requests_total,
+	// meshward_request_duration_seconds, meshward_grpc_responses_total),
+	// which also feed the dashboard's traffic graph. On by default.
+	Metrics *bool `yaml:"metrics" json:"metrics,omitempty"`
+	// Tracing exports a span per HTTP/gRPC request, when the sidecar has
+	// an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT). On by default.
+	Tracing *bool `yaml:"tracing" json:"tracing,omitempty"`
+}
+
+// Telemetry defaults.
+const (
+	DefaultAccessLog = false
+	DefaultMetrics   = true
+	DefaultTracing   = true
+)
+
+// Over is t with every nil field taken from base.
+func (t Telemetry) Over(base Telemetry) Telemetry {
+	if t.AccessLog == nil {
+		t.AccessLog = base.AccessLog
+	}
+	if t.Metrics == nil {
+		t.Metrics = base.Metrics
+	}
+	if t.Tracing == nil {
+		t.Tracing = base.Tracing
+	}
+	return t
+}
+
+// DefaultTelemetry is every switch at its default.
+func DefaultTelemetry() Telemetry {
+	return Telemetry{AccessLog: new(DefaultAccessLog), Metrics: new(DefaultMetrics), Tracing: new(DefaultTracing)}
 }
 
 // Certificates are the certificate lifetimes the CA issues with.

@@ -17,6 +17,7 @@ import (
 
 	"meshward.dev/meshward/internal/config"
 	"meshward.dev/meshward/internal/identity"
+	"meshward.dev/meshward/internal/policy"
 )
 
 // Protocol is what the application speaks on a port.
@@ -89,6 +90,11 @@ type Config struct {
 	// inbound, client spans outbound) and propagates W3C traceparent to
 	// the app and the upstream. nil: no tracing, no cost.
 	Tracer trace.Tracer
+	// Telemetry overrides, for this sidecar, the MeshConfig's
+	// spec.telemetry (access log, per-request metrics, tracing); nil
+	// fields follow the policy in force. Denies are logged and counted
+	// whatever it says.
+	Telemetry policy.Telemetry
 
 	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: a private registry

@@ -176,7 +176,8 @@ func TestGRPCStatusObserved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMesh(t, meshOpts{appAddr: startGRPCStatusApp(t), appProto: ProtocolGRPC, observer: evs.observe, logger: log})
+	m := newMesh(t, meshOpts{appAddr: startGRPCStatusApp(t), appProto: ProtocolGRPC, observer: evs.observe, logger: log,
+		telemetry: policy.Telemetry{AccessLog: new(true)}})
 	m.cat.SetPolicy(deciderFunc(func(r *policy.Request) policy.Decision {
 		return policy.Decision{Allow: r.HTTP.Path != "/meshward.test.Items/Denied", Policy: "test", Rule: "no-denied"}
 	}))
@@ -301,7 +302,8 @@ func TestGRPCStatusNotForHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := newEchoApp(t, false, nil)
-	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, observer: evs.observe, logger: log})
+	m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, observer: evs.observe, logger: log,
+		telemetry: policy.Telemetry{AccessLog: new(true)}})
 	// A gRPC content type over HTTP/1.1 is not gRPC (that needs HTTP/2).
 	req, err := http.NewRequest(http.MethodPost, m.outURL("/plain"), strings.NewReader("{}"))
 	if err != nil {

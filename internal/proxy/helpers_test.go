@@ -68,6 +68,8 @@ type meshOpts struct {
 	noPolicy bool
 	tracer   trace.Tracer
 	logger   *slog.Logger // both sidecars' (nil: discard)
+	// both sidecars' overrides of the MeshConfig's switches
+	telemetry policy.Telemetry
 	// catalog's inbound side only
 	observer      func(*Event)
 	allowUpgrades []string
@@ -90,7 +92,7 @@ func newMesh(t testing.TB, o meshOpts) *mesh {
 		SVID: m.catSrc, Bundle: m.catSrc,
 		InboundAddr: "127.0.0.1:0", AppAddr: o.appAddr, AppProtocol: o.appProto,
 		Limits: o.limits, Timeouts: o.timeouts, Registerer: m.catReg, Tracer: o.tracer,
-		Observer: o.observer, AllowUpgrades: o.allowUpgrades, Logger: o.logger,
+		Observer: o.observer, AllowUpgrades: o.allowUpgrades, Logger: o.logger, Telemetry: o.telemetry,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +103,7 @@ func newMesh(t testing.TB, o meshOpts) *mesh {
 		Upstreams:     []Upstream{{Service: "catalog", Listen: "127.0.0.1:0", Protocol: upstreamProto(o.appProto)}},
 		HTTPProxyAddr: "127.0.0.1:0",
 		Limits:        o.limits, Timeouts: o.timeouts, Registerer: m.frontReg, Tracer: o.tracer,
-		Logger: o.logger,
+		Logger: o.logger, Telemetry: o.telemetry,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -33,8 +33,9 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer putStatusWriter(sw)
 	decision, rule := "allow", ""
 	var dec policy.Decision
+	tel := p.telemetry()
 	var span trace.Span
-	if p.cfg.Tracer != nil {
+	if p.cfg.Tracer != nil && tel.tracing {
 		r, span = p.startSpan(r, "inbound "+r.Method, trace.SpanKindServer)
 	}
 	defer func() {
@@ -43,7 +44,9 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusOK
 		}
 		proto := protoLabel(r, grpc)
-		p.m.request(ci.peerStr, p.self.String(), proto, code, decision)
+		if tel.metrics {
+			p.m.request(ci.peerStr, p.self.String(), proto, code, decision)
+		}
 		// The body, and with it the trailers, went out: grpc-status is
 		// known now.
 		var gs string
@@ -51,13 +54,17 @@ func (in *inbound) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if grpc {
 			gs = grpcStatus(sw.Header())
 			gsAttr = slog.String(observe.KeyGRPCStatus, gs)
-			p.m.grpcResponse("inbound", ci.peerStr, p.self.String(), gs)
+			if tel.metrics {
+				p.m.grpcResponse("inbound", ci.peerStr, p.self.String(), gs)
+			}
 		}
 		if decision != "allow" {
 			p.m.policyDenies.WithLabelValues(dec.Policy, rule, decision).Inc()
 		}
-		p.m.duration("inbound", proto).Observe(p.now().Sub(start).Seconds())
-		if p.accessOn(r.Context()) {
+		if tel.metrics {
+			p.m.duration("inbound", proto).Observe(p.now().Sub(start).Seconds())
+		}
+		if p.accessOn(r.Context(), tel, decision) {
 			p.log.LogAttrs(r.Context(), slog.LevelInfo, "inbound request",
 				slog.String(observe.KeyPeer, ci.peerStr),
 				slog.String(observe.KeyMethod, r.Method),

@@ -201,17 +201,19 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.isBanned(up.id) {
 		// Pooled connections to it stay unused too: nothing of the
 		// request (credentials included) reaches a banned server.
-		grpc := isGRPC(r)
-		p.m.request(p.self.String(), up.id.String(), protoLabel(r, grpc), http.StatusForbidden, "")
-		if grpc {
-			p.m.grpcResponse("outbound", p.self.String(), up.id.String(), grpcStatusNone)
+		if grpc := isGRPC(r); p.telemetry().metrics {
+			p.m.request(p.self.String(), up.id.String(), protoLabel(r, grpc), http.StatusForbidden, "")
+			if grpc {
+				p.m.grpcResponse("outbound", p.self.String(), up.id.String(), grpcStatusNone)
+			}
 		}
 		httpError(w, http.StatusForbidden, "meshward: upstream "+up.id.String()+" is banned")
 		return
 	}
 	r.Header.Del(PeerIdentityHeader) // the app cannot claim an identity
+	tel := p.telemetry()
 	var span trace.Span
-	if p.cfg.Tracer != nil {
+	if p.cfg.Tracer != nil && tel.tracing {
 		r, span = p.startSpan(r, "outbound "+r.Method, trace.SpanKindClient)
 	}
 	grpc := isGRPC(r)
@@ -230,16 +232,22 @@ func (o *outListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusOK
 	}
 	proto := protoLabel(r, grpc)
-	p.m.request(p.self.String(), up.id.String(), proto, code, "")
+	if tel.metrics {
+		p.m.request(p.self.String(), up.id.String(), proto, code, "")
+	}
 	var gs string
 	var gsAttr slog.Attr // empty: left out of the log line
 	if grpc {
 		gs = grpcStatus(sw.Header()) // after the body: the trailers are in
 		gsAttr = slog.String(observe.KeyGRPCStatus, gs)
-		p.m.grpcResponse("outbound", p.self.String(), up.id.String(), gs)
+		if tel.metrics {
+			p.m.grpcResponse("outbound", p.self.String(), up.id.String(), gs)
+		}
 	}
-	p.m.duration("outbound", proto).Observe(p.now().Sub(start).Seconds())
-	if p.accessOn(r.Context()) {
+	if tel.metrics {
+		p.m.duration("outbound", proto).Observe(p.now().Sub(start).Seconds())
+	}
+	if p.accessOn(r.Context(), tel, "") {
 		p.log.LogAttrs(r.Context(), slog.LevelInfo, "outbound request",
 			slog.String("upstream", up.service),
 			slog.String(observe.KeyMethod, r.Method),
@@ -483,7 +491,7 @@ func (o *outListener) serveTCP(ctx context.Context, c net.Conn) {
 	tx, rx := pipe(up, c)
 	p.m.tcpBytes.WithLabelValues("to_upstream").Add(float64(tx))
 	p.m.tcpBytes.WithLabelValues("from_upstream").Add(float64(rx))
-	if p.accessOn(ctx) {
+	if p.accessOn(ctx, p.telemetry(), "") {
 		p.log.LogAttrs(ctx, slog.LevelInfo, "outbound connection",
 			slog.String(observe.KeyService, u.service),
 			slog.String(observe.KeyAddr, ep.addr),

@@ -31,7 +31,19 @@ type Decider interface {
 // MeshConfig, once per policy rather than per request.
 type deciderBox struct {
 	d              Decider
-	refuseOverride bool // spec.refuseOverrideHeaders
+	refuseOverride bool      // spec.refuseOverrideHeaders
+	tel            telemetry // spec.telemetry under Config.Telemetry
+}
+
+// telemetry is a policy.Telemetry resolved: what this sidecar records
+// about allowed traffic now.
+type telemetry struct{ accessLog, metrics, tracing bool }
+
+// resolveTelemetry is the sidecar's overrides over the MeshConfig's
+// switches over the defaults.
+func (cfg *Config) resolveTelemetry(mesh policy.Telemetry) telemetry {
+	t := cfg.Telemetry.Over(mesh).Over(policy.DefaultTelemetry())
+	return telemetry{accessLog: *t.AccessLog, metrics: *t.Metrics, tracing: *t.Tracing}
 }
 
 // Proxy is one running sidecar. Create it with New, start it with Run; the
@@ -45,6 +57,7 @@ type Proxy struct {
 	dest policy.Destination
 
 	policy    atomic.Pointer[deciderBox]
+	noPolicy  telemetry // the switches while no policy is in force
 	banned    atomic.Pointer[map[spiffeid.ID]struct{}]
 	upstreams atomic.Pointer[map[string]*upstream]
 	upMu      sync.Mutex // serializes writers of upstreams
@@ -85,6 +98,7 @@ func New(cfg Config) (*Proxy, error) {
 		self:    self,
 		outConn: newConnTracker(),
 	}
+	p.noPolicy = cfg.resolveTelemetry(policy.Telemetry{})
 	p.dest = policy.Destination{Service: cfg.Service, Namespace: cfg.Namespace, Port: cfg.Port}
 	if p.dest.Port == 0 && cfg.AppAddr != "" {
 		_, port, _ := net.SplitHostPort(cfg.AppAddr)
@@ -158,9 +172,11 @@ func (p *Proxy) SetPolicy(d Decider) {
 		p.policy.Store(nil)
 		return
 	}
-	b := &deciderBox{d: d}
+	b := &deciderBox{d: d, tel: p.noPolicy}
 	if c, ok := d.(interface{ Config() policy.MeshConfig }); ok { // *policy.Engine
-		b.refuseOverride = c.Config().RefuseOverrideHeaders
+		mc := c.Config()
+		b.refuseOverride = mc.RefuseOverrideHeaders
+		b.tel = p.cfg.resolveTelemetry(mc.Telemetry)
 	}
 	p.policy.Store(b)
 }
@@ -295,10 +311,20 @@ func (p *Proxy) tlsConfigServer() *tls.Config {
 		mtls.Options{NextProtos: protos, Now: p.cfg.Now})
 }
 
-// accessOn reports whether the access log (one Info line per request or
-// connection) is on; callers build its attributes only then.
-func (p *Proxy) accessOn(ctx context.Context) bool {
-	return p.log.Enabled(ctx, slog.LevelInfo)
+// telemetry is what the policy in force says to record.
+func (p *Proxy) telemetry() telemetry {
+	if b := p.policy.Load(); b != nil {
+		return b.tel
+	}
+	return p.noPolicy
+}
+
+// accessOn reports whether a request or connection gets its access-log
+// line (Info): always when it was not simply allowed (denied, or allowed
+// in audit mode only), otherwise when the access log is on. Callers build
+// the line's attributes only then.
+func (p *Proxy) accessOn(ctx context.Context, t telemetry, decision string) bool {
+	return (t.accessLog || (decision != "allow" && decision != "")) && p.log.Enabled(ctx, slog.LevelInfo)
 }
 
 // limitHit counts a rejection by an abuse limit.

@@ -58,7 +58,7 @@ func (in *inbound) serveTCP(ctx context.Context, ci *connInfo) {
 	tx, rx := pipe(app, ci.conn)
 	p.m.tcpBytes.WithLabelValues("to_app").Add(float64(tx))
 	p.m.tcpBytes.WithLabelValues("from_app").Add(float64(rx))
-	if p.accessOn(ctx) {
+	if p.accessOn(ctx, p.telemetry(), decision) {
 		p.log.LogAttrs(ctx, slog.LevelInfo, "inbound connection",
 			slog.String(observe.KeyPeer, ci.peerStr),
 			slog.String(observe.KeyDecision, decision),
