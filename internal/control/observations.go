@@ -34,8 +34,6 @@ type obsBounds struct {
 	byID map[string]*tokenBucket
 }
 
-var observedBounds obsBounds
-
 // recordObservations stores the observations of r. Only the reporter's own
 // service is observed (it is believed only about itself), each string is
 // printable and clipped, and banned identities are not believed at all.
@@ -45,7 +43,7 @@ func (s *Server) recordObservations(ctx context.Context, reporter spiffeid.ID, r
 		return
 	}
 	_, svc, _ := identity.ParseServiceID(reporter)
-	b := &observedBounds
+	b := &s.observed
 	b.mu.Lock()
 	if b.byID == nil {
 		b.byID = map[string]*tokenBucket{}

@@ -116,6 +116,7 @@ type Server struct {
 	m        *metrics
 	refusals rateWindow   // bounds audit writes for refused bootstraps
 	reports  reportBounds // bounds what workload reports write (reports.go)
+	observed obsBounds    // bounds what learn-mode observations write (observations.go)
 	chains   chainLog     // workload chains issued or seen, for MeshCheck (check.go)
 	pruned   time.Time    // last audit pruning
 	mu       sync.Mutex   // guards policy and bans writes
