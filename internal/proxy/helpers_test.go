@@ -69,7 +69,8 @@ type meshOpts struct {
 	tracer   trace.Tracer
 	logger   *slog.Logger // both sidecars' (nil: discard)
 	// both sidecars' overrides of the MeshConfig's switches
-	telemetry policy.Telemetry
+	telemetry     policy.Telemetry
+	frontObserver func(*Event) // the frontend's (outbound) observer
 	// catalog's inbound side only
 	observer      func(*Event)
 	allowUpgrades []string
@@ -103,7 +104,7 @@ func newMesh(t testing.TB, o meshOpts) *mesh {
 		Upstreams:     []Upstream{{Service: "catalog", Listen: "127.0.0.1:0", Protocol: upstreamProto(o.appProto)}},
 		HTTPProxyAddr: "127.0.0.1:0",
 		Limits:        o.limits, Timeouts: o.timeouts, Registerer: m.frontReg, Tracer: o.tracer,
-		Logger: o.logger, Telemetry: o.telemetry,
+		Logger: o.logger, Telemetry: o.telemetry, Observer: o.frontObserver,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,43 @@ import (
 	"meshward.dev/meshward/internal/policy"
 )
 
+// telemetryMesh is a sidecar pair with the overrides tel, logging JSON
+// into logs; get makes one request and returns once both sidecars are done
+// with it (their observers run after the access-log line), so a missing
+// line is missing, not late.
+func telemetryMesh(t *testing.T, tel policy.Telemetry) (m *mesh, logs *logBuffer, get func(path string)) {
+	t.Helper()
+	logs = &logBuffer{}
+	log, err := observe.NewLogger(logs, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in, out events
+	app := newEchoApp(t, false, nil)
+	m = newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, logger: log, telemetry: tel,
+		observer: in.observe, frontObserver: out.observe})
+	seen := func(e *events, path string) bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, ev := range e.es {
+			if ev.Path == path {
+				return true
+			}
+		}
+		return false
+	}
+	get = func(path string) {
+		t.Helper()
+		res, err := http.Get(m.outURL(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		waitFor(t, func() bool { return seen(&in, path) && seen(&out, path) })
+	}
+	return m, logs, get
+}
+
 // TestTelemetrySwitches: with the defaults an allowed request leaves no
 // access-log line but a deny always does; --access-log brings the allowed
 // lines back; metrics off drops the per-request series but never the deny
@@ -24,24 +61,15 @@ func TestTelemetrySwitches(t *testing.T) {
 		{"metrics off", policy.Telemetry{Metrics: new(false)}, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs logBuffer
-			log, err := observe.NewLogger(&logs, "json", "info")
-			if err != nil {
-				t.Fatal(err)
-			}
-			app := newEchoApp(t, false, nil)
-			m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, logger: log, telemetry: tc.tel})
+			m, logs, get := telemetryMesh(t, tc.tel)
 			m.cat.SetPolicy(deciderFunc(func(r *policy.Request) policy.Decision {
 				return policy.Decision{Allow: r.HTTP.Path != "/denied", Policy: "test", Rule: "no-denied"}
 			}))
-			for _, path := range []string{"/allowed", "/denied"} {
-				res, err := http.Get(m.outURL(path))
-				if err != nil {
-					t.Fatal(err)
-				}
-				res.Body.Close()
+			get("/allowed")
+			get("/denied")
+			if n := len(logs.records(t, "inbound request", "/denied")); n != 1 {
+				t.Errorf("%d log lines of the denied request, want 1", n)
 			}
-			waitFor(t, func() bool { return len(logs.records(t, "inbound request", "/denied")) == 1 })
 			if got := len(logs.records(t, "inbound request", "/allowed")) > 0; got != tc.allowLine {
 				t.Errorf("allowed request logged: %v, want %v", got, tc.allowLine)
 			}
@@ -82,23 +110,11 @@ spec:
 		{"overridden by the sidecar", policy.Telemetry{AccessLog: new(false)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs logBuffer
-			log, err := observe.NewLogger(&logs, "json", "info")
-			if err != nil {
-				t.Fatal(err)
-			}
-			app := newEchoApp(t, false, nil)
-			m := newMesh(t, meshOpts{appAddr: app.addr, appProto: ProtocolHTTP, logger: log, telemetry: tc.override})
+			m, logs, get := telemetryMesh(t, tc.override)
 			m.cat.SetPolicy(eng)
-			res, err := http.Get(m.outURL("/allowed"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
-			if tc.allowLine {
-				waitFor(t, func() bool { return len(logs.records(t, "inbound request", "/allowed")) == 1 })
-			} else if n := len(logs.records(t, "inbound request", "/allowed")); n != 0 {
-				t.Errorf("%d access-log lines with the access log overridden off", n)
+			get("/allowed")
+			if got := len(logs.records(t, "inbound request", "/allowed")) == 1; got != tc.allowLine {
+				t.Errorf("allowed request logged: %v, want %v", got, tc.allowLine)
 			}
 			if got := counter(t, m.catReg, "meshward_requests_total", nil); got != 0 {
 				t.Errorf("meshward_requests_total = %v with metrics: false", got)
